@@ -1,0 +1,8 @@
+"""skuad: deep anomaly detectors that behave like scikit-learn estimators."""
+
+from skuad._training import TrainingDivergedError
+from skuad.deep_svdd import DeepSVDD
+
+__version__ = "0.1.0"
+
+__all__ = ["DeepSVDD", "TrainingDivergedError", "__version__"]

@@ -1,0 +1,185 @@
+"""The one place that talks to skorch: device resolution, seeding, the training net and callbacks.
+
+Detectors never build a skorch net themselves; they hand a module, a criterion and the training
+rows to :func:`train_module` and read the fitted net back.
+"""
+
+import contextlib
+import dataclasses
+import math
+from copy import deepcopy
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.dataset import ValidSplit
+from skorch.utils import to_tensor
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_device(device):
+    """Turn ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'`` into a usable ``torch.device``.
+
+    Raises ``ValueError`` naming the problem for an unknown string or a CUDA device that this
+    machine does not have.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not understood; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type != "cuda":
+        raise ValueError(
+            f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine "
+            "(torch.cuda.is_available() is False); use device='cpu' or device='auto'."
+        )
+    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested but only {torch.cuda.device_count()} CUDA "
+            "device(s) are visible."
+        )
+    return resolved
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Seed torch for the block and give the caller's global RNG state back afterwards."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """Plain training hyper-parameters, as the estimator's public parameters give them."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    verbose: int = 0
+
+
+class DetectorNet(NeuralNet):
+    """skorch net for unsupervised objectives: the criterion receives the input batch, not a target.
+
+    skorch yields a placeholder target when ``y`` is None; anomaly-detection losses are
+    functions of the network output and the input, so ``get_loss`` passes ``X`` on instead.
+    """
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self.criterion_(y_pred, to_tensor(X, device=self.device))
+
+
+class DivergenceCheck(Callback):
+    """Stop training with a clear error as soon as an epoch's loss is not finite."""
+
+    def on_epoch_end(self, net, **kwargs):
+        for key in ("train_loss", "valid_loss"):
+            value = net.history[-1].get(key)
+            if value is not None and not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"Training diverged: the {key.replace('_', ' ')} became {value} in epoch "
+                    f"{len(net.history)}. Try a smaller learning rate `lr`, a larger "
+                    "`weight_decay`, or check that the input has no extreme values."
+                )
+
+
+def train_module(module, criterion, X, options, *, seed, device, callbacks=()):
+    """Train ``module`` on rows ``X`` (float32 array) to minimise ``criterion(module(x), x)``.
+
+    Shuffling uses a generator seeded from ``seed``; no rows are held out unless
+    ``options.early_stopping`` is set. Returns the fitted :class:`DetectorNet`, whose
+    ``module_`` is ``module`` itself, trained in place.
+    """
+    n_samples = len(X)
+    batch_size = min(options.batch_size, n_samples)
+    named_callbacks = [("divergence_check", DivergenceCheck()), *callbacks]
+    train_split = None
+    if options.early_stopping:
+        train_split = ValidSplit(options.validation_fraction, random_state=seed)
+        named_callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(
+                    monitor="valid_loss",
+                    patience=options.n_iter_no_change,
+                    threshold=options.tol,
+                    load_best=True,
+                    sink=print if options.verbose else _silent,
+                ),
+            )
+        )
+    if options.verbose:
+        named_callbacks.append(("progress_bar", ProgressBar()))
+    net = DetectorNet(
+        module,
+        criterion=criterion,
+        optimizer=OPTIMIZERS[options.optimizer],
+        optimizer__weight_decay=options.weight_decay,
+        lr=options.lr,
+        max_epochs=options.epochs,
+        batch_size=batch_size,
+        train_split=train_split,
+        callbacks=named_callbacks,
+        iterator_train__shuffle=True,
+        iterator_train__generator=torch.Generator().manual_seed(seed),
+        # A trailing batch of one sample breaks BatchNorm in training mode; drop it.
+        iterator_train__drop_last=n_samples > batch_size and n_samples % batch_size == 1,
+        device=device,
+        verbose=options.verbose,
+    )
+    return net.fit(X)
+
+
+def _silent(*args, **kwargs):
+    """A sink for skorch messages when ``verbose=0``."""
+
+
+def inference_copy(module):
+    """An eval-mode copy of ``module`` for scoring: float64 on CPU, as is on CUDA.
+
+    In float32, a row's output depends (around 1e-7) on which other rows share its batch,
+    because BLAS picks kernels by matrix size; float64 pushes that below 1e-15, so CPU
+    scores do not depend on batching. CUDA keeps float32 for speed.
+    """
+    device = next(module.parameters()).device
+    copy = deepcopy(module)
+    return (copy.double() if device.type == "cpu" else copy).eval()
+
+
+def forward_in_batches(module, X, batch_size, transform=None):
+    """Yield ``module(x)`` for consecutive row batches of ``X``, in eval mode without gradients.
+
+    Rows are cast to the module's dtype and moved to its device. ``transform`` maps a NumPy
+    row batch to the network's input (for example a scaler), so memory grows with
+    ``batch_size``, not with ``len(X)``.
+    """
+    parameter = next(module.parameters())
+    module.eval()
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            rows = X[start : start + batch_size]
+            if transform is not None:
+                rows = transform(rows)
+            yield module(torch.as_tensor(rows, dtype=parameter.dtype, device=parameter.device))

@@ -1,0 +1,305 @@
+"""BaseDeepDetector: the scikit-learn outlier contract that every skuad detector shares.
+
+``fit`` = validate -> scale -> seed -> train (the detector's own ``_fit_network``) -> calibrate
+``offset_``; ``score_samples`` = validate -> batched forward pass -> the detector's own
+``_score_batch``. A detector supplies only its networks, its loss and its score.
+"""
+
+import math
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skuad._training import (
+    OPTIMIZERS,
+    TrainingOptions,
+    forward_in_batches,
+    inference_copy,
+    resolve_device,
+    seeded,
+    train_module,
+)
+
+# Scoring needs no gradients, so it can use batches larger than training's; this many rows
+# at a time keeps memory bounded while amortising per-batch overhead.
+_MIN_SCORING_BATCH = 1024
+
+
+class BaseDeepDetector(OutlierMixin, BaseEstimator):
+    """Base class for skuad's deep outlier detectors. Not meant to be used directly.
+
+    Subclasses implement ``_fit_network(X, seed, device)`` (train on scaled float32 rows and
+    set the fitted networks) and ``_score_batch(x)`` (per-sample scores of a tensor batch,
+    higher = more normal). They may override ``_auto_offset`` to give
+    ``contamination='auto'`` a method-specific threshold.
+    """
+
+    _parameter_constraints: dict = {
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "image_shape": [tuple, list, None],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # Fraction of training points that contamination='auto' flags when a method has no
+    # threshold of its own (as IsolationForest and LOF have fixed 'auto' offsets).
+    _AUTO_CONTAMINATION = 0.1
+
+    @abstractmethod
+    def __init__(
+        self,
+        *,
+        contamination,
+        image_shape,
+        epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        optimizer,
+        early_stopping,
+        validation_fraction,
+        n_iter_no_change,
+        tol,
+        device,
+        random_state,
+        verbose,
+    ):
+        self.contamination = contamination
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ the detector's idea
+    @abstractmethod
+    def _fit_network(self, X, seed, device):
+        """Train on scaled float32 rows ``X`` and set the fitted network attributes."""
+
+    @abstractmethod
+    def _score_batch(self, x):
+        """Per-sample scores (higher = more normal) of a scaled float32 tensor batch."""
+
+    @property
+    def _scoring_module(self):
+        """The torch module whose output ``_score_batch`` receives."""
+        return self.net_.module_
+
+    def _auto_offset(self, train_scores):
+        """``offset_`` for ``contamination='auto'``."""
+        return float(np.percentile(train_scores, 100.0 * self._AUTO_CONTAMINATION))
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the detector on training rows ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. With ``image_shape=(C, H, W)`` each row is a flattened image of
+            ``C * H * W`` values.
+        y : Ignored
+            Not used, present for API consistency (scikit-learn passes it in grid search).
+
+        Returns
+        -------
+        self : object
+            The fitted detector.
+        """
+        previous_state = self.__dict__.copy()
+        try:
+            X = self._validate_input(X, reset=True)
+            device = resolve_device(self.device)
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            self.scaler_ = self._fit_scaler(X)
+            with seeded(seed):
+                self._fit_network(self._scale(X), seed, device)
+            train_scores = self._score_rows(X)
+            if self.contamination == "auto":
+                self.offset_ = self._auto_offset(train_scores)
+            else:
+                self.offset_ = float(np.percentile(train_scores, 100.0 * self.contamination))
+        except BaseException:
+            # A failed or interrupted fit leaves the detector as it was before, never half-set.
+            self.__dict__.clear()
+            self.__dict__.update(previous_state)
+            raise
+        return self
+
+    def _training_options(self, **overrides):
+        """The estimator's training hyper-parameters, with per-stage overrides."""
+        options = TrainingOptions(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            verbose=self.verbose,
+        )
+        return TrainingOptions(**{**options.__dict__, **overrides})
+
+    def _train(self, module, criterion, X, seed, device, callbacks=(), **overrides):
+        """Train ``module`` with ``criterion`` through skorch; returns the fitted net."""
+        return train_module(
+            module,
+            criterion,
+            X,
+            self._training_options(**overrides),
+            seed=seed,
+            device=device,
+            callbacks=callbacks,
+        )
+
+    # ------------------------------------------------------------------ input handling
+    def _validate_input(self, X, reset):
+        if sp.issparse(X):
+            raise ValueError(
+                f"Sparse input is not supported by {type(self).__name__}: deep detectors need "
+                "dense arrays. Convert it with X.toarray()."
+            )
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2 if reset else 1,
+        )
+        if self.image_shape is not None:
+            shape = tuple(self.image_shape)
+            if len(shape) != 3 or not all(isinstance(s, Integral) and s > 0 for s in shape):
+                raise ValueError(
+                    "image_shape must be (channels, height, width) of positive ints, "
+                    f"got {self.image_shape!r}."
+                )
+            if math.prod(shape) != X.shape[1]:
+                raise ValueError(
+                    f"image_shape={shape} holds {math.prod(shape)} values per image but X has "
+                    f"{X.shape[1]} features; each row must be one flattened image."
+                )
+        return X
+
+    def _fit_scaler(self, X):
+        """Standardise features; images get one mean and scale for all pixels (keeps contrast)."""
+        scaler = StandardScaler().fit(X.reshape(-1, 1) if self.image_shape is not None else X)
+        if not (np.all(np.isfinite(scaler.mean_)) and np.all(np.isfinite(scaler.scale_))):
+            raise ValueError(
+                "X has values too large in magnitude to standardise (their variance overflows "
+                "float64); rescale the features first."
+            )
+        return scaler
+
+    def _scale(self, rows):
+        """Scaled float32 copy of ``rows`` (the network's input units)."""
+        if self.image_shape is not None:
+            scaled = self.scaler_.transform(rows.reshape(-1, 1)).reshape(rows.shape)
+        else:
+            scaled = self.scaler_.transform(rows)
+        return np.asarray(scaled, dtype=np.float32)
+
+    # ------------------------------------------------------------------ scoring
+    def _scoring_batch_size(self):
+        return max(self.batch_size, _MIN_SCORING_BATCH)
+
+    def _forward(self, X_scaled, module=None):
+        """``module(X)`` on already-scaled rows, in batches, as one NumPy array."""
+        module = self._scoring_module if module is None else module
+        batches = forward_in_batches(module, X_scaled, self._scoring_batch_size())
+        return np.concatenate([out.cpu().numpy() for out in batches])
+
+    def _score_rows(self, X):
+        module = inference_copy(self._scoring_module)
+        batches = forward_in_batches(module, X, self._scoring_batch_size(), transform=self._scale)
+        with torch.no_grad():
+            scores = np.concatenate(
+                [self._score_batch(out).double().cpu().numpy() for out in batches]
+            )
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(
+                "The network produced non-finite scores; the input may hold values far outside "
+                "the training range."
+            )
+        return scores
+
+    def score_samples(self, X):
+        """Normality score of each sample: the higher, the more normal.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Float64 scores; outliers score lower.
+        """
+        check_is_fitted(self)
+        return self._score_rows(self._validate_input(X, reset=False))
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers, non-negative for inliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples to score.
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,)
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Label each sample +1 (inlier) or -1 (outlier).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), dtype int
+        """
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        # CUDA kernels may be non-deterministic; on CPU a fixed random_state gives identical fits.
+        tags.non_deterministic = isinstance(self.device, str) and (
+            self.device.startswith("cuda") or (self.device == "auto" and torch.cuda.is_available())
+        )
+        return tags
