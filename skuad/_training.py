@@ -169,7 +169,7 @@ def inference_copy(module):
 
 
 def forward_in_batches(module, X, batch_size, transform=None):
-    """Yield ``module(x)`` for consecutive row batches of ``X``, in eval mode without gradients.
+    """Yield ``(x, module(x))`` for consecutive row batches of ``X``, in eval mode, no gradients.
 
     Rows are cast to the module's dtype and moved to its device. ``transform`` maps a NumPy
     row batch to the network's input (for example a scaler), so memory grows with
@@ -182,4 +182,5 @@ def forward_in_batches(module, X, batch_size, transform=None):
             rows = X[start : start + batch_size]
             if transform is not None:
                 rows = transform(rows)
-            yield module(torch.as_tensor(rows, dtype=parameter.dtype, device=parameter.device))
+            x = torch.as_tensor(rows, dtype=parameter.dtype, device=parameter.device)
+            yield x, module(x)

@@ -37,9 +37,9 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
     """Base class for skuad's deep outlier detectors. Not meant to be used directly.
 
     Subclasses implement ``_fit_network(X, seed, device)`` (train on scaled float32 rows and
-    set the fitted networks) and ``_score_batch(x)`` (per-sample scores of a tensor batch,
-    higher = more normal). They may override ``_auto_offset`` to give
-    ``contamination='auto'`` a method-specific threshold.
+    set the fitted networks) and ``_score_batch(output, x)`` (per-sample scores, higher = more
+    normal, from the scoring module's output on the scaled input batch ``x``). They may
+    override ``_auto_offset`` to give ``contamination='auto'`` a method-specific threshold.
     """
 
     _parameter_constraints: dict = {
@@ -103,8 +103,8 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         """Train on scaled float32 rows ``X`` and set the fitted network attributes."""
 
     @abstractmethod
-    def _score_batch(self, x):
-        """Per-sample scores (higher = more normal) of a scaled float32 tensor batch."""
+    def _score_batch(self, output, x):
+        """Per-sample scores (higher = more normal) from ``module(x)`` and scaled batch ``x``."""
 
     @property
     def _scoring_module(self):
@@ -235,14 +235,14 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         """``module(X)`` on already-scaled rows, in batches, as one NumPy array."""
         module = self._scoring_module if module is None else module
         batches = forward_in_batches(module, X_scaled, self._scoring_batch_size())
-        return np.concatenate([out.cpu().numpy() for out in batches])
+        return np.concatenate([out.cpu().numpy() for _, out in batches])
 
     def _score_rows(self, X):
         module = inference_copy(self._scoring_module)
         batches = forward_in_batches(module, X, self._scoring_batch_size(), transform=self._scale)
         with torch.no_grad():
             scores = np.concatenate(
-                [self._score_batch(out).double().cpu().numpy() for out in batches]
+                [self._score_batch(out, x).double().cpu().numpy() for x, out in batches]
             )
         if not np.all(np.isfinite(scores)):
             raise ValueError(

@@ -273,7 +273,7 @@ class DeepSVDD(BaseDeepDetector):
         center[small] = np.where(center[small] < 0, -self.center_eps, self.center_eps)
         return center.astype(np.float32)
 
-    def _score_batch(self, z):
+    def _score_batch(self, z, x):
         center = torch.as_tensor(self.center_, dtype=z.dtype, device=z.device)
         score = -squared_distance(z, center)
         if self.objective == "soft-boundary":
