@@ -6,6 +6,7 @@
 """
 
 import math
+import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -169,8 +170,12 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         )
         return TrainingOptions(**{**options.__dict__, **overrides})
 
-    def _train(self, module, criterion, X, seed, device, callbacks=(), **overrides):
-        """Train ``module`` with ``criterion`` through skorch; returns the fitted net."""
+    def _train(self, module, criterion, X, seed, device, callbacks=(), y=None, **overrides):
+        """Train ``module`` with ``criterion`` through skorch; returns the fitted net.
+
+        ``y`` (optional) are training targets, passed to ``criterion(output, y)`` instead of
+        the input batch.
+        """
         return train_module(
             module,
             criterion,
@@ -179,6 +184,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             seed=seed,
             device=device,
             callbacks=callbacks,
+            y=y,
         )
 
     # ------------------------------------------------------------------ input handling
@@ -211,7 +217,10 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
 
     def _fit_scaler(self, X):
         """Standardise features; images get one mean and scale for all pixels (keeps contrast)."""
-        scaler = StandardScaler().fit(X.reshape(-1, 1) if self.image_shape is not None else X)
+        # Overflow is detected below and reported as a ValueError, so numpy's warnings are noise.
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scaler = StandardScaler().fit(X.reshape(-1, 1) if self.image_shape is not None else X)
         if not (np.all(np.isfinite(scaler.mean_)) and np.all(np.isfinite(scaler.scale_))):
             raise ValueError(
                 "X has values too large in magnitude to standardise (their variance overflows "
