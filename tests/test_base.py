@@ -114,3 +114,13 @@ def test_decision_function_and_predict_agree(fitted, blobs):
     np.testing.assert_allclose(decision, fitted.score_samples(X) - fitted.offset_)
     np.testing.assert_array_equal(fitted.predict(X), np.where(decision >= 0, 1, -1))
     assert fitted.predict(X).dtype.kind == "i"
+
+
+def test_verbose_prints_training_progress_and_quiet_prints_nothing(blobs, capsys):
+    X, _ = blobs
+    DeepSVDD(**FAST).fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    DeepSVDD(**{**FAST, "verbose": 1}).fit(X)
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out + captured.err
