@@ -50,15 +50,19 @@ def load_adbench(path):
     if path.suffix != ".npz":
         raise ValueError(f"{path}: expected an ADBench .npz file with arrays X and y.")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "X" not in data or "y" not in data:
-                raise ValueError(
-                    f"{path}: the .npz file must hold arrays named X and y, "
-                    f"found {sorted(data.files)}."
-                )
-            X, y = data["X"], data["y"]
-    except (OSError, EOFError) as exc:
+        # np.load also reads .npy and pickles; a ValueError here is its "pickled data" refusal.
+        data = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable .npz file ({exc}).") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: not a readable .npz file (it holds a single .npy array).")
+    with data:
+        if "X" not in data or "y" not in data:
+            raise ValueError(
+                f"{path}: the .npz file must hold arrays named X and y, "
+                f"found {sorted(data.files)}."
+            )
+        X, y = data["X"], data["y"]
     if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
         raise ValueError(
             f"{path}: X must be a 2-D numeric array, got {X.dtype} of shape {X.shape}."

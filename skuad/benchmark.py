@@ -1,0 +1,560 @@
+"""Benchmark machinery shared by ``skuad bench``, ``skuad demo`` and the scripts in benchmarks/.
+
+The pieces, each usable on its own:
+
+* :func:`skuad_detectors` / :func:`available_detectors` / :func:`make_detector` -- every skuad
+  detector exported by :mod:`skuad` (found in ``skuad.__all__``, so new detectors join
+  automatically) and the baselines (scikit-learn's IsolationForest, OneClassSVM and
+  LocalOutlierFactor, and PyOD's AutoEncoder and DeepSVDD when PyOD is installed), all built
+  with the same ``(params, seed, device)`` and all scored "higher = more normal".
+* :func:`split` -- the ADBench protocols: a stratified 70/30 train/test split, MinMax scaling
+  fitted on the rows the detector is trained on, and either the ``'unsupervised'`` protocol
+  (fit on the contaminated training split) or the ``'one-class'`` protocol (fit on the normal
+  rows of the training split only).
+* :func:`evaluate` -- fit and score one detector, measuring AUROC, average precision, fit
+  time, scoring throughput and peak memory.
+* :func:`run_benchmark`, :func:`summarize`, :func:`markdown_tables`, :func:`write_csv` -- the
+  loop over datasets x protocols x detectors x seeds and the tables it produces.
+
+Labels follow ADBench: ``y = 1`` is an anomaly. Detectors score higher for normal rows, so
+the metrics are computed on the negated scores with the anomaly as the positive class.
+"""
+
+import ast
+import csv
+import inspect
+import math
+import os
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.svm import OneClassSVM
+
+import skuad
+from skuad.base import BaseDeepDetector
+
+PROTOCOLS = ("one-class", "unsupervised")
+
+# Where the shared ADBench files live, relative to the repository root.
+DEFAULT_DATA_DIR = Path("..") / "shared" / "data" / "adbench" / "classical"
+
+
+# ---------------------------------------------------------------------------- detectors
+def skuad_detectors():
+    """The skuad detector classes exported in ``skuad.__all__``, by class name."""
+    found = {}
+    for name in skuad.__all__:
+        obj = getattr(skuad, name, None)
+        if (
+            inspect.isclass(obj)
+            and issubclass(obj, BaseDeepDetector)
+            and obj is not BaseDeepDetector
+        ):
+            found[name] = obj
+    return found
+
+
+def pyod_available():
+    """True when PyOD (with its PyTorch models) can be imported."""
+    try:
+        import pyod.models.auto_encoder  # noqa: F401
+        import pyod.models.deep_svdd  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class PyODAdapter:
+    """Give a PyOD detector scikit-learn's sign convention (``score_samples``, higher = normal).
+
+    PyOD's ``decision_function`` is an anomaly score (higher = more abnormal), so
+    ``score_samples`` is its negation. ``build(n_features)`` creates the PyOD model at fit time
+    because PyOD's DeepSVDD needs the number of features in its constructor.
+    """
+
+    def __init__(self, build):
+        self.build = build
+
+    def fit(self, X, y=None):
+        self.model_ = self.build(X.shape[1])
+        self.model_.fit(X)
+        return self
+
+    def score_samples(self, X):
+        return -np.asarray(self.model_.decision_function(X), dtype=np.float64)
+
+
+def _pyod_autoencoder(params, seed, device):
+    from pyod.models.auto_encoder import AutoEncoder
+
+    options = {"verbose": 0, "random_state": seed, "device": _torch_device(device), **params}
+    return PyODAdapter(lambda n_features: AutoEncoder(**options))
+
+
+def _pyod_deep_svdd(params, seed, device):
+    from pyod.models.deep_svdd import DeepSVDD
+
+    options = {"verbose": 0, "random_state": seed, **params}
+    return PyODAdapter(lambda n_features: DeepSVDD(n_features=n_features, **options))
+
+
+def _torch_device(device):
+    """skuad's ``'auto'`` resolved for libraries that want a concrete torch device."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+BASELINES = {
+    "IsolationForest": lambda params, seed, device: IsolationForest(random_state=seed, **params),
+    "OneClassSVM": lambda params, seed, device: OneClassSVM(**params),
+    "LocalOutlierFactor": lambda params, seed, device: LocalOutlierFactor(
+        **{"novelty": True, **params}
+    ),
+}
+PYOD_BASELINES = {
+    "PyODAutoEncoder": _pyod_autoencoder,
+    "PyODDeepSVDD": _pyod_deep_svdd,
+}
+
+
+def available_detectors():
+    """Names of every detector :func:`make_detector` can build here (skuad ones first)."""
+    names = list(skuad_detectors()) + list(BASELINES)
+    if pyod_available():
+        names += list(PYOD_BASELINES)
+    return names
+
+
+def make_detector(name, params=None, seed=0, device="cpu"):
+    """Build the detector called ``name`` with extra constructor ``params``.
+
+    skuad detectors get ``random_state=seed`` and ``device``; baselines get a seed where they
+    take one, and PyOD's AutoEncoder the device.
+    """
+    params = dict(params or {})
+    detectors = skuad_detectors()
+    if name in detectors:
+        return detectors[name](**{"random_state": seed, "device": device, **params})
+    if name in BASELINES:
+        return BASELINES[name](params, seed, device)
+    if name in PYOD_BASELINES:
+        if not pyod_available():
+            raise ValueError(f"{name} needs PyOD: pip install pyod")
+        return PYOD_BASELINES[name](params, seed, device)
+    raise ValueError(f"Unknown detector {name!r}; choose from {', '.join(available_detectors())}.")
+
+
+def parse_param(text):
+    """Parse ``'Detector.param=value'`` into ``(detector, param, value)``.
+
+    The value is read as a Python literal when it is one (``20``, ``1e-3``, ``(64, 32)``,
+    ``True``, ``None``), otherwise kept as a string (``adam``).
+    """
+    target, sep, raw = text.partition("=")
+    detector, dot, param = target.strip().partition(".")
+    if not sep or not dot or not detector or not param:
+        raise ValueError(
+            f"--param {text!r}: expected DETECTOR.PARAM=VALUE, e.g. DeepSVDD.epochs=20"
+        )
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    return detector, param.strip(), value
+
+
+# ---------------------------------------------------------------------------- protocols
+def split(X, y, protocol="one-class", seed=0, test_size=0.3):
+    """ADBench split for one seed: returns ``X_fit, X_test, y_test``.
+
+    A stratified ``1 - test_size`` / ``test_size`` train/test split. ``'unsupervised'`` fits on
+    the whole (contaminated) training split, ``'one-class'`` on its normal rows only. A
+    MinMaxScaler fitted on the rows the detector is trained on is applied to both parts.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, stratify=y, random_state=seed
+    )
+    X_fit = X_train[y_train == 0] if protocol == "one-class" else X_train
+    scaler = MinMaxScaler().fit(X_fit)
+    return scaler.transform(X_fit), scaler.transform(X_test), y_test
+
+
+def subsample(X, y, max_rows, seed=0):
+    """At most ``max_rows`` rows, stratified by ``y`` (all rows when ``max_rows`` is None)."""
+    if max_rows is None or len(y) <= max_rows:
+        return X, y
+    X_keep, _, y_keep, _ = train_test_split(
+        X, y, train_size=max_rows, stratify=y, random_state=seed
+    )
+    return X_keep, y_keep
+
+
+# ---------------------------------------------------------------------------- measuring
+class PeakRSS:
+    """Peak resident memory growth (MiB) of this process while the block runs.
+
+    A thread samples ``/proc/self/statm`` every ``interval`` seconds (Linux only; elsewhere
+    ``peak_mib`` is NaN). It sees everything the process holds -- NumPy, torch, C libraries --
+    unlike ``tracemalloc``, which sees Python allocations only. It is the growth above the
+    level at entry. Freed memory is handed back to the OS first (glibc's ``malloc_trim``) so
+    that little of what earlier runs freed is silently reused, but pools that libraries keep
+    (torch's, BLAS buffers) are not counted again: read it as a lower bound on the run's own
+    footprint.
+    """
+
+    _STATM = Path("/proc/self/statm")
+
+    def __init__(self, interval=0.005):
+        self.interval = interval
+        self.peak_mib = math.nan
+
+    def _rss(self):
+        return int(self._STATM.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self):
+        while not self._stop.wait(self.interval):
+            self._peak = max(self._peak, self._rss())
+
+    def __enter__(self):
+        self._available = self._STATM.exists()
+        if self._available:
+            _release_free_memory()
+            self._start = self._peak = self._rss()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._available:
+            self._stop.set()
+            self._thread.join()
+            self._peak = max(self._peak, self._rss())
+            self.peak_mib = (self._peak - self._start) / 2**20
+        return False
+
+
+def _release_free_memory():
+    """Hand memory that earlier runs freed back to the OS (glibc only), so it is not reused
+    unseen by the next measurement."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class Result:
+    """One fitted and scored detector: a row of the benchmark CSV."""
+
+    dataset: str
+    protocol: str
+    detector: str
+    seed: int
+    n_train: int
+    n_test: int
+    n_features: int
+    auroc: float = math.nan
+    average_precision: float = math.nan
+    fit_seconds: float = math.nan
+    score_rows_per_second: float = math.nan
+    peak_rss_mib: float = math.nan
+    error: str = ""
+
+
+def evaluate(
+    detector,
+    X_fit,
+    X_test,
+    y_test,
+    *,
+    dataset="",
+    protocol="",
+    name=None,
+    seed=0,
+    return_scores=False,
+):
+    """Fit ``detector`` on ``X_fit``, score ``X_test`` and measure; returns a :class:`Result`.
+
+    A detector that raises is recorded with its error message instead of stopping the run.
+    With ``return_scores=True`` returns ``(result, scores)``, the test scores (higher = more
+    normal; None when the detector failed).
+    """
+    result = Result(
+        dataset=dataset,
+        protocol=protocol,
+        detector=name or type(detector).__name__,
+        seed=seed,
+        n_train=len(X_fit),
+        n_test=len(X_test),
+        n_features=X_fit.shape[1],
+    )
+    scores = None
+    try:
+        with PeakRSS() as memory:
+            start = time.perf_counter()
+            detector.fit(X_fit)
+            result.fit_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            scores = np.asarray(detector.score_samples(X_test), dtype=np.float64)
+            score_seconds = time.perf_counter() - start
+        result.peak_rss_mib = memory.peak_mib
+        result.score_rows_per_second = len(X_test) / max(score_seconds, 1e-9)
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("non-finite scores")
+        # Anomaly = positive class; detectors score normal rows higher.
+        result.auroc = roc_auc_score(y_test, -scores)
+        result.average_precision = average_precision_score(y_test, -scores)
+    except Exception as exc:  # a failing detector is a result, not the end of the run
+        result.error = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+        scores = None
+    return (result, scores) if return_scores else result
+
+
+def warm_up(detectors, params=None, device="cpu"):
+    """Fit each detector once on a tiny random table, untimed.
+
+    The first fit in a process pays one-off costs (torch's lazy initialisation, imports, the
+    allocator growing its pools) that would otherwise be charged to whichever detector runs
+    first, in both its fit time and its memory.
+    """
+    params = params or {}
+    X = np.random.RandomState(0).uniform(size=(64, 4))
+    for name in detectors:
+        try:
+            make_detector(name, params.get(name), seed=0, device=device).fit(X)
+        except Exception:  # a detector that cannot fit this toy table fails later, recorded
+            pass
+
+
+# ---------------------------------------------------------------------------- datasets
+def find_datasets(data_dir=None, names=None):
+    """Paths of the ADBench ``.npz`` files to run: every one in ``data_dir``, or ``names``.
+
+    ``names`` may be file stems (``6_cardio``), file names or paths. Anything that is not an
+    existing ``.npz`` file raises ``ValueError`` naming it.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else None
+    if data_dir is not None and not data_dir.is_dir():
+        raise ValueError(f"--data-dir {data_dir}: not a directory.")
+    if not names:
+        if data_dir is None:
+            raise ValueError("Give --data-dir or --datasets.")
+        paths = sorted(data_dir.glob("*.npz"), key=_natural_key)
+        if not paths:
+            raise ValueError(f"{data_dir}: no ADBench .npz files (arrays X and y) found.")
+        return paths
+    paths = []
+    for name in names:
+        path = Path(name)
+        if data_dir is not None and not path.exists():
+            path = data_dir / name
+            if not path.exists() and path.suffix == "":
+                path = path.with_suffix(".npz")
+        if path.suffix != ".npz":
+            raise ValueError(
+                f"{name}: only ADBench .npz files holding arrays X and y can be benchmarked."
+            )
+        if not path.is_file():
+            raise ValueError(f"{name}: no such .npz file{f' in {data_dir}' if data_dir else ''}.")
+        paths.append(path)
+    return paths
+
+
+def _natural_key(path):
+    """Sort ``2_annthyroid`` before ``10_cover``: ADBench files start with their number."""
+    head, _, rest = path.stem.partition("_")
+    return (int(head), rest) if head.isdigit() else (math.inf, path.stem)
+
+
+# ---------------------------------------------------------------------------- the loop
+def run_benchmark(
+    datasets,
+    detectors,
+    *,
+    params=None,
+    protocols=("one-class",),
+    seeds=(0, 1, 2),
+    device="cpu",
+    max_rows=None,
+    progress=True,
+):
+    """Run every detector on every dataset, protocol and seed; returns a list of :class:`Result`.
+
+    Parameters
+    ----------
+    datasets : dict of str -> (X, y)
+        Datasets by name, ``y = 1`` for anomalies.
+    detectors : list of str
+        Detector names (see :func:`available_detectors`).
+    params : dict of str -> dict, default=None
+        Extra constructor parameters per detector name.
+    protocols : tuple of {'one-class', 'unsupervised'}
+    seeds : tuple of int
+        Each seed draws its own train/test split and seeds the detectors.
+    device : str, default='cpu'
+        Device of the skuad (and PyOD AutoEncoder) detectors.
+    max_rows : int or None
+        Stratified subsample of each dataset to at most this many rows before splitting.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    """
+    from tqdm.auto import tqdm
+
+    params = params or {}
+    jobs = [
+        (name, protocol, seed, detector)
+        for name in datasets
+        for protocol in protocols
+        for seed in seeds
+        for detector in detectors
+    ]
+    warm_up(detectors, params, device)
+    results = []
+    bar = tqdm(total=len(jobs), disable=not progress, unit="fit")
+    for dataset_name, (X, y) in datasets.items():
+        for protocol in protocols:
+            for seed in seeds:
+                X_run, y_run = subsample(X, y, max_rows, seed)
+                X_fit, X_test, y_test = split(X_run, y_run, protocol, seed)
+                for detector_name in detectors:
+                    bar.set_description(f"{dataset_name} {protocol} {detector_name} seed {seed}")
+                    detector = make_detector(detector_name, params.get(detector_name), seed, device)
+                    results.append(
+                        evaluate(
+                            detector,
+                            X_fit,
+                            X_test,
+                            y_test,
+                            dataset=dataset_name,
+                            protocol=protocol,
+                            name=detector_name,
+                            seed=seed,
+                        )
+                    )
+                    bar.update()
+    bar.close()
+    return results
+
+
+# ---------------------------------------------------------------------------- tables
+def write_csv(results, path):
+    """One row per fitted detector (every seed), columns as :class:`Result`."""
+    names = [f.name for f in fields(Result)]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        for result in results:
+            writer.writerow(asdict(result))
+
+
+def summarize(results):
+    """Aggregate over seeds: one dict per (dataset, protocol, detector), in run order."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r.dataset, r.protocol, r.detector), []).append(r)
+    summary = []
+    for (dataset, protocol, detector), runs in groups.items():
+        ok = [r for r in runs if not r.error]
+        row = {
+            "dataset": dataset,
+            "protocol": protocol,
+            "detector": detector,
+            "runs": len(runs),
+            "failed": len(runs) - len(ok),
+            "errors": sorted({r.error for r in runs if r.error}),
+        }
+        for metric in (
+            "auroc",
+            "average_precision",
+            "fit_seconds",
+            "score_rows_per_second",
+            "peak_rss_mib",
+        ):
+            values = [getattr(r, metric) for r in ok if not math.isnan(getattr(r, metric))]
+            row[metric] = statistics.fmean(values) if values else math.nan
+            row[metric + "_std"] = statistics.pstdev(values) if len(values) > 1 else 0.0
+        summary.append(row)
+    return summary
+
+
+def _pct(mean, std):
+    return "failed" if math.isnan(mean) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def _num(value, digits=1):
+    if math.isnan(value):
+        return "–"
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.{digits}f}"
+
+
+def markdown_tables(results):
+    """Markdown: an AUROC table (datasets x detectors) per protocol, then every metric."""
+    summary = summarize(results)
+    detectors = list(dict.fromkeys(row["detector"] for row in summary))
+    lines = []
+    for protocol in dict.fromkeys(row["protocol"] for row in summary):
+        rows = [row for row in summary if row["protocol"] == protocol]
+        lines += [
+            f"AUROC % ({protocol} protocol), mean ± std over seeds:",
+            "",
+            "| dataset | " + " | ".join(detectors) + " |",
+            "|---|" + "---|" * len(detectors),
+        ]
+        by_key = {(row["dataset"], row["detector"]): row for row in rows}
+        datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+        for dataset in datasets:
+            cells = []
+            for detector in detectors:
+                row = by_key.get((dataset, detector))
+                cells.append("" if row is None else _pct(row["auroc"], row["auroc_std"]))
+            lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+        means = []
+        for detector in detectors:
+            values = [by_key[d, detector]["auroc"] for d in datasets if (d, detector) in by_key]
+            ok = [v for v in values if not math.isnan(v)]
+            means.append(f"**{100 * statistics.fmean(ok):.1f}**" if ok else "")
+        lines += ["| **mean** | " + " | ".join(means) + " |", ""]
+    lines += [
+        "All metrics (mean over seeds): AUROC and average precision in %, fit time in seconds, "
+        "scoring throughput in test rows per second, peak RSS growth during fit + scoring "
+        "in MiB.",
+        "",
+        "| dataset | protocol | detector | AUROC | AP | fit s | score rows/s | peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary:
+        lines.append(
+            f"| {row['dataset']} | {row['protocol']} | {row['detector']} | "
+            f"{_pct(row['auroc'], row['auroc_std'])} | "
+            f"{_pct(row['average_precision'], row['average_precision_std'])} | "
+            f"{_num(row['fit_seconds'], 2)} | {_num(row['score_rows_per_second'])} | "
+            f"{_num(row['peak_rss_mib'])} |"
+        )
+    failures = [row for row in summary if row["failed"]]
+    if failures:
+        lines += ["", "Failed runs:", ""]
+        lines += [
+            f"- {row['dataset']} / {row['protocol']} / {row['detector']}: {row['failed']} of "
+            f"{row['runs']} ({'; '.join(row['errors'])})"
+            for row in failures
+        ]
+    return "\n".join(lines) + "\n"
