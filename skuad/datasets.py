@@ -59,8 +59,7 @@ def load_adbench(path):
     with data:
         if "X" not in data or "y" not in data:
             raise ValueError(
-                f"{path}: the .npz file must hold arrays named X and y, "
-                f"found {sorted(data.files)}."
+                f"{path}: the .npz file must hold arrays named X and y, found {sorted(data.files)}."
             )
         X, y = data["X"], data["y"]
     if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
