@@ -506,49 +506,75 @@ def _num(value, digits=1):
     return f"{value:,.0f}" if value >= 1000 else f"{value:.{digits}f}"
 
 
+def auroc_table(summary, protocol):
+    """AUROC % per dataset (rows) and detector (columns) for one protocol, mean ± std over
+    seeds, with a last row of means over datasets. Returns ``(header, rows)`` of strings."""
+    detectors = list(dict.fromkeys(row["detector"] for row in summary))
+    rows = [row for row in summary if row["protocol"] == protocol]
+    by_key = {(row["dataset"], row["detector"]): row for row in rows}
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    table = []
+    for dataset in datasets:
+        cells = [dataset]
+        for detector in detectors:
+            row = by_key.get((dataset, detector))
+            cells.append("" if row is None else _pct(row["auroc"], row["auroc_std"]))
+        table.append(cells)
+    means = ["mean"]
+    for detector in detectors:
+        values = [by_key[d, detector]["auroc"] for d in datasets if (d, detector) in by_key]
+        ok = [v for v in values if not math.isnan(v)]
+        # A mean over fewer datasets than the others would not be comparable.
+        means.append(f"{100 * statistics.fmean(ok):.1f}" if len(ok) == len(datasets) else "")
+    table.append(means)
+    return ["dataset", *detectors], table
+
+
+def metrics_table(summary):
+    """Every metric per (dataset, protocol, detector). Returns ``(header, rows)`` of strings."""
+    header = ["dataset", "protocol", "detector", "AUROC %", "AP %", "fit s", "score rows/s"]
+    header.append("peak MiB")
+    table = [
+        [
+            row["dataset"],
+            row["protocol"],
+            row["detector"],
+            _pct(row["auroc"], row["auroc_std"]),
+            _pct(row["average_precision"], row["average_precision_std"]),
+            _num(row["fit_seconds"], 2),
+            _num(row["score_rows_per_second"]),
+            _num(row["peak_rss_mib"]),
+        ]
+        for row in summary
+    ]
+    return header, table
+
+
+METRICS_NOTE = (
+    "Mean over seeds: AUROC and average precision (AP) in %, fit time in seconds, scoring "
+    "throughput in test rows per second, peak RSS growth during fit + scoring in MiB."
+)
+
+
+def _markdown(header, table, bold_last=False):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, cells in enumerate(table):
+        if bold_last and i == len(table) - 1:
+            cells = [f"**{cell}**" if cell else "" for cell in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown_tables(results):
     """Markdown: an AUROC table (datasets x detectors) per protocol, then every metric."""
     summary = summarize(results)
-    detectors = list(dict.fromkeys(row["detector"] for row in summary))
     lines = []
     for protocol in dict.fromkeys(row["protocol"] for row in summary):
-        rows = [row for row in summary if row["protocol"] == protocol]
-        lines += [
-            f"AUROC % ({protocol} protocol), mean ± std over seeds:",
-            "",
-            "| dataset | " + " | ".join(detectors) + " |",
-            "|---|" + "---|" * len(detectors),
-        ]
-        by_key = {(row["dataset"], row["detector"]): row for row in rows}
-        datasets = list(dict.fromkeys(row["dataset"] for row in rows))
-        for dataset in datasets:
-            cells = []
-            for detector in detectors:
-                row = by_key.get((dataset, detector))
-                cells.append("" if row is None else _pct(row["auroc"], row["auroc_std"]))
-            lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
-        means = []
-        for detector in detectors:
-            values = [by_key[d, detector]["auroc"] for d in datasets if (d, detector) in by_key]
-            ok = [v for v in values if not math.isnan(v)]
-            means.append(f"**{100 * statistics.fmean(ok):.1f}**" if ok else "")
-        lines += ["| **mean** | " + " | ".join(means) + " |", ""]
-    lines += [
-        "All metrics (mean over seeds): AUROC and average precision in %, fit time in seconds, "
-        "scoring throughput in test rows per second, peak RSS growth during fit + scoring "
-        "in MiB.",
-        "",
-        "| dataset | protocol | detector | AUROC | AP | fit s | score rows/s | peak MiB |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in summary:
-        lines.append(
-            f"| {row['dataset']} | {row['protocol']} | {row['detector']} | "
-            f"{_pct(row['auroc'], row['auroc_std'])} | "
-            f"{_pct(row['average_precision'], row['average_precision_std'])} | "
-            f"{_num(row['fit_seconds'], 2)} | {_num(row['score_rows_per_second'])} | "
-            f"{_num(row['peak_rss_mib'])} |"
-        )
+        lines += [f"AUROC % ({protocol} protocol), mean ± std over seeds:", ""]
+        lines += _markdown(*auroc_table(summary, protocol), bold_last=True)
+        lines.append("")
+    lines += [METRICS_NOTE, ""]
+    lines += _markdown(*metrics_table(summary))
     failures = [row for row in summary if row["failed"]]
     if failures:
         lines += ["", "Failed runs:", ""]
@@ -558,3 +584,32 @@ def markdown_tables(results):
             for row in failures
         ]
     return "\n".join(lines) + "\n"
+
+
+def write_tables(results, output_dir, name="bench", command=""):
+    """Write every table of a run; returns the paths written.
+
+    ``{name}.csv`` (one row per fit), ``{name}.md`` (the Markdown tables, headed by
+    ``command``), and for documentation pages ``{name}_auroc_{protocol}.csv`` and
+    ``{name}_metrics.csv`` (the summary tables as CSV, ready for a ``csv-table`` directive).
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize(results)
+    paths = [output_dir / f"{name}.csv", output_dir / f"{name}.md"]
+    write_csv(results, paths[0])
+    heading = f"Command: `{command}`\n\n" if command else ""
+    paths[1].write_text(heading + markdown_tables(results))
+    tables = {
+        f"{name}_auroc_{protocol}.csv": auroc_table(summary, protocol)
+        for protocol in dict.fromkeys(row["protocol"] for row in summary)
+    }
+    tables[f"{name}_metrics.csv"] = metrics_table(summary)
+    for filename, (header, table) in tables.items():
+        path = output_dir / filename
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(table)
+        paths.append(path)
+    return paths

@@ -191,16 +191,10 @@ def bench(args, out=None):
             max_rows=args.max_rows,
             progress=not args.no_progress,
         )
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = output_dir / f"{args.name}.csv"
-    md_path = output_dir / f"{args.name}.md"
-    benchmark.write_csv(results, csv_path)
-    command = "skuad bench " + " ".join(args.argv)
-    table = benchmark.markdown_tables(results)
-    md_path.write_text(f"Command: `{command.strip()}`\n\n{table}")
-    print(table, file=out)
-    print(f"Wrote {csv_path.resolve()} and {md_path.resolve()}", file=out)
+    command = " ".join(["skuad bench", *args.argv])
+    paths = benchmark.write_tables(results, args.output_dir, args.name, command)
+    print(benchmark.markdown_tables(results), file=out)
+    print("Wrote " + ", ".join(str(path.resolve()) for path in paths), file=out)
     return results
 
 

@@ -135,7 +135,24 @@ def test_bench_writes_csv_and_markdown(adbench_dir, tmp_path, capsys):
     assert "DeepSVDD.epochs=1" in markdown
     assert "| dataset | DeepSVDD | IsolationForest | LocalOutlierFactor |" in markdown
     assert "AUROC % (unsupervised protocol)" in markdown
-    assert "| AUROC | AP | fit s | score rows/s | peak MiB |" in markdown
+    assert "| AUROC % | AP % | fit s | score rows/s | peak MiB |" in markdown
+    with open(out_dir / "bench_auroc_one-class.csv") as handle:
+        auroc = list(csv.reader(handle))
+    assert auroc[0] == ["dataset", "DeepSVDD", "IsolationForest", "LocalOutlierFactor"]
+    assert [row[0] for row in auroc[1:]] == ["1_easy", "2_wider", "mean"]
+    forest_cells = [row[2] for row in auroc[1:3]]
+    expected_cells = []
+    for dataset in ("1_easy", "2_wider"):
+        values = [
+            100 * float(r["auroc"])
+            for r in one_class
+            if r["dataset"] == dataset and r["detector"] == "IsolationForest"
+        ]
+        expected_cells.append(f"{np.mean(values):.1f} ± {np.std(values):.1f}")
+    assert forest_cells == expected_cells
+    with open(out_dir / "bench_metrics.csv") as handle:
+        metrics = list(csv.reader(handle))
+    assert len(metrics) == 1 + 2 * 2 * 3
     assert "| dataset | DeepSVDD" in capsys.readouterr().out
 
 
