@@ -1,8 +1,9 @@
 """skuad: deep anomaly detectors that behave like scikit-learn estimators."""
 
 from skuad._training import TrainingDivergedError
+from skuad.clad import CLADDetector
 from skuad.deep_svdd import DeepSVDD
 
 __version__ = "0.1.0"
 
-__all__ = ["DeepSVDD", "TrainingDivergedError", "__version__"]
+__all__ = ["CLADDetector", "DeepSVDD", "TrainingDivergedError", "__version__"]

@@ -78,9 +78,27 @@ class TrainingOptions:
     n_iter_no_change: int = 10
     tol: float = 1e-4
     verbose: int = 0
+    momentum: float = 0.0
 
 
-class DetectorNet(NeuralNet):
+class StopTraining(Exception):
+    """Raised by a callback to end training after the current epoch, keeping the net as it is.
+
+    skorch's own callbacks stop with KeyboardInterrupt, which skuad treats as a real interrupt.
+    """
+
+
+class _StoppableNet(NeuralNet):
+    """skorch ``NeuralNet`` whose callbacks may end training early with :class:`StopTraining`."""
+
+    def fit_loop(self, X, y=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, **fit_params)
+        except StopTraining:
+            return self
+
+
+class DetectorNet(_StoppableNet):
     """skorch net for unsupervised objectives: the criterion receives the input batch, not a target.
 
     skorch yields a placeholder target when ``y`` is None; anomaly-detection losses are
@@ -105,9 +123,11 @@ class DivergenceCheck(Callback):
                 )
 
 
-def train_module(module, criterion, X, options, *, seed, device, callbacks=()):
+def train_module(module, criterion, X, options, *, seed, device, callbacks=(), y=None):
     """Train ``module`` on rows ``X`` (float32 array) to minimise ``criterion(module(x), x)``.
 
+    With targets ``y`` (for example pseudo-labels) the criterion is called as
+    ``criterion(module(x), y)`` instead, through a plain skorch ``NeuralNet``.
     Shuffling uses a generator seeded from ``seed``; no rows are held out unless
     ``options.early_stopping`` is set. Returns the fitted :class:`DetectorNet`, whose
     ``module_`` is ``module`` itself, trained in place.
@@ -132,11 +152,15 @@ def train_module(module, criterion, X, options, *, seed, device, callbacks=()):
         )
     if options.verbose:
         named_callbacks.append(("progress_bar", ProgressBar()))
-    net = DetectorNet(
+    optimizer_params = {"optimizer__weight_decay": options.weight_decay}
+    if options.optimizer == "sgd":
+        optimizer_params["optimizer__momentum"] = options.momentum
+    net_class = DetectorNet if y is None else _StoppableNet
+    net = net_class(
         module,
         criterion=criterion,
         optimizer=OPTIMIZERS[options.optimizer],
-        optimizer__weight_decay=options.weight_decay,
+        **optimizer_params,
         lr=options.lr,
         max_epochs=options.epochs,
         batch_size=batch_size,
@@ -149,7 +173,7 @@ def train_module(module, criterion, X, options, *, seed, device, callbacks=()):
         device=device,
         verbose=options.verbose,
     )
-    return net.fit(X)
+    return net.fit(X, y)
 
 
 def _silent(*args, **kwargs):

@@ -68,3 +68,72 @@ class SVDDLoss(nn.Module):
         if self.objective == "soft-boundary":
             return soft_boundary_svdd_loss(dist, self.radius, self.nu)
         return one_class_svdd_loss(dist)
+
+
+def student_t_log_kernel(z, centers, alpha=1.0):
+    """``log (1 + |z_i - mu_j|^2 / alpha)^(-(alpha + 1) / 2)``, shape ``(n_samples, n_centers)``."""
+    sq_dist = ((z[:, None, :] - centers[None, :, :]) ** 2).sum(dim=2)
+    return -(alpha + 1.0) / 2.0 * torch.log1p(sq_dist / alpha)
+
+
+def dec_soft_assignment(z, centers, alpha=1.0):
+    """DEC soft assignment: Student-t kernel between codes and cluster centres, row-normalised.
+
+    ``q_ij = (1 + |z_i - mu_j|^2 / alpha)^(-(alpha + 1) / 2)``, divided by its row sum (Xie et
+    al., ICML 2016, eq. 1). Computed as a softmax of the kernel's logarithm, so far-away points
+    never produce ``0 / 0``. Returns shape ``(n_samples, n_clusters)``.
+    """
+    return torch.softmax(student_t_log_kernel(z, centers, alpha), dim=1)
+
+
+def dec_target_distribution(q):
+    """DEC's sharpened target ``p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j')``.
+
+    ``f_j = sum_i q_ij`` is the soft frequency of cluster ``j`` in the batch.
+
+    Squaring favours confident assignments; dividing by the cluster frequency ``f_j`` keeps
+    large clusters from absorbing the others (Xie et al. 2016, eq. 3).
+    """
+    # A cluster with no mass in the batch (f_j = 0, all q_ij = 0) gets weight 0, not 0 / 0.
+    weight = q**2 / q.sum(dim=0).clamp_min(torch.finfo(q.dtype).tiny)
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def kl_divergence(p, q):
+    """Per-sample ``KL(p_i || q_i) = sum_j p_ij log(p_ij / q_ij)``, with ``0 log 0 = 0``."""
+    return (torch.xlogy(p, p) - p * torch.log(q.clamp_min(torch.finfo(q.dtype).tiny))).sum(dim=1)
+
+
+class DECLoss(nn.Module):
+    """DEC clustering loss ``KL(P || Q)`` averaged over the batch.
+
+    The network output is the soft assignment ``Q``; the target ``P`` is computed from the
+    same batch and detached, so only ``Q`` receives gradients.
+    """
+
+    def forward(self, q, x=None):
+        return kl_divergence(dec_target_distribution(q).detach(), q).mean()
+
+
+def residual_constraint_loss(constrained, residual, is_anomaly):
+    """ResAD's abnormal-invariant one-class loss per sample (Yao et al. 2024, Eq. 2).
+
+    Normal rows: ``sqrt(||x'|| + 1) - 1``, a pseudo-Huber pull of the constrained residual
+    ``x'`` towards the origin (the norm is not squared, as typeset in the paper). Anomalous rows:
+    ``||x' - x||``, which keeps their residual ``x`` where it was, so the constraintor cannot
+    map everything into the hypersphere.
+    """
+    pull = torch.sqrt(constrained.norm(dim=1) + 1.0) - 1.0
+    keep = (constrained - residual).norm(dim=1)
+    return torch.where(is_anomaly, keep, pull)
+
+
+def boundary_guided_loss(log_likelihood, is_anomaly, normal_boundary, margin):
+    """Boundary-guided semi-push-pull loss per sample (BGAD, Yao et al. CVPR 2023; ResAD Eq. 5).
+
+    Normal rows below the boundary ``b_n`` are pulled up to it, anomalous rows above
+    ``b_n - margin`` are pushed down below it; rows already on the right side cost nothing.
+    """
+    normal_part = torch.clamp(normal_boundary - log_likelihood, min=0)
+    anomalous_part = torch.clamp(log_likelihood - normal_boundary + margin, min=0)
+    return torch.where(is_anomaly, anomalous_part, normal_part)

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from skuad import DeepSVDD  # noqa: E402
+from skuad import CLADDetector, DeepSVDD  # noqa: E402
 
 # The single registry of skuad estimators under test: small, fast, CPU, seeded configurations.
 # A new detector joins the scikit-learn checks (and the shared behaviour tests) by being added here.
@@ -21,6 +21,19 @@ FAST_DETECTORS = [
         warm_up_epochs=1,
         epochs=3,
         pretrain=False,
+        random_state=0,
+        device="cpu",
+    ),
+    CLADDetector(
+        n_clusters=3, pretrain_epochs=2, dec_epochs=2, epochs=3, random_state=0, device="cpu"
+    ),
+    CLADDetector(
+        n_clusters=3,
+        pretrain_epochs=2,
+        dec_epochs=2,
+        epochs=3,
+        temperature=1.0,
+        epsilon=0.01,
         random_state=0,
         device="cpu",
     ),
