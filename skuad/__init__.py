@@ -3,7 +3,14 @@
 from skuad._training import TrainingDivergedError
 from skuad.clad import CLADDetector
 from skuad.deep_svdd import DeepSVDD
+from skuad.resad import ResADDetector
 
 __version__ = "0.1.0"
 
-__all__ = ["CLADDetector", "DeepSVDD", "TrainingDivergedError", "__version__"]
+__all__ = [
+    "CLADDetector",
+    "DeepSVDD",
+    "ResADDetector",
+    "TrainingDivergedError",
+    "__version__",
+]

@@ -134,6 +134,14 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         self : object
             The fitted detector.
         """
+        return self._fit(X)
+
+    def _fit(self, X, **fit_args):
+        """validate -> scale -> seed -> train -> calibrate; returns ``self``.
+
+        ``fit_args`` (for example training groups or labels, already named by a subclass's
+        own ``fit``) are passed on to ``_fit_network`` unchanged.
+        """
         previous_state = self.__dict__.copy()
         try:
             X = self._validate_input(X, reset=True)
@@ -141,7 +149,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             self.scaler_ = self._fit_scaler(X)
             with seeded(seed):
-                self._fit_network(self._scale(X), seed, device)
+                self._fit_network(self._scale(X), seed, device, **fit_args)
             train_scores = self._score_rows(X)
             if self.contamination == "auto":
                 self.offset_ = self._auto_offset(train_scores)

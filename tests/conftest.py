@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from skuad import CLADDetector, DeepSVDD  # noqa: E402
+from skuad import CLADDetector, DeepSVDD, ResADDetector  # noqa: E402
 
 # The single registry of skuad estimators under test: small, fast, CPU, seeded configurations.
 # A new detector joins the scikit-learn checks (and the shared behaviour tests) by being added here.
@@ -34,6 +34,16 @@ FAST_DETECTORS = [
         epochs=3,
         temperature=1.0,
         epsilon=0.01,
+        random_state=0,
+        device="cpu",
+    ),
+    ResADDetector(n_coupling_blocks=2, epochs=3, random_state=0, device="cpu"),
+    ResADDetector(
+        n_reference=2,
+        constraintor="on",
+        constraintor_width=8,
+        n_coupling_blocks=2,
+        epochs=3,
         random_state=0,
         device="cpu",
     ),

@@ -1,0 +1,646 @@
+"""ResAD: class-generalizable anomaly detection from residual features (Yao et al. 2024)."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+from skorch.callbacks import Callback
+from torch import nn
+
+from skuad.base import BaseDeepDetector
+from skuad.losses import boundary_guided_loss, residual_constraint_loss
+from skuad.nn.flows import CouplingFlow, standard_normal_log_density
+
+# Rows x references x features held at once when drawing training residuals (bounds memory).
+_RESIDUAL_CHUNK_VALUES = 1 << 22
+# Up to this pool size, draws without replacement use one random key per pool member.
+_SMALL_POOL = 64
+
+
+def sample_without_replacement(n_rows, n_pool, k, rng):
+    """``k`` distinct indices in ``[0, n_pool)`` for each of ``n_rows`` rows, shape (n_rows, k)."""
+    if k >= n_pool:
+        return np.tile(np.arange(n_pool), (n_rows, 1))
+    if n_pool <= _SMALL_POOL:
+        return np.argsort(rng.random((n_rows, n_pool)), axis=1)[:, :k]
+    draws = rng.integers(0, n_pool, size=(n_rows, k))
+    while True:
+        ordered = np.sort(draws, axis=1)
+        repeated = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+        if not len(repeated):
+            return draws
+        draws[repeated] = rng.integers(0, n_pool, size=(len(repeated), k))
+
+
+def residual_to_nearest(x, candidates):
+    """``x[i] - candidates[i, j*]`` with ``j*`` the Euclidean-nearest of row i's candidates.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_rows, n_features)
+    candidates : ndarray of shape (n_rows, n_candidates, n_features)
+    """
+    squared = ((x[:, None, :] - candidates) ** 2).sum(axis=2)
+    nearest = candidates[np.arange(len(x)), squared.argmin(axis=1)]
+    return x - nearest
+
+
+def draw_training_residuals(X, groups, is_candidate, n_reference, rng):
+    """Residual of every row against the nearest of ``n_reference`` fresh references of its group.
+
+    References are normal rows (``is_candidate``) of the row's own group, drawn without
+    replacement and never the row itself: a row matched with itself has a zero residual,
+    which no test row ever gets. Groups with fewer candidates use all of them.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    groups : ndarray of shape (n_samples,)
+        Integer group code of each row.
+    is_candidate : ndarray of shape (n_samples,), dtype bool
+        Rows that may serve as references (the normal rows).
+    n_reference : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    residuals : ndarray of shape (n_samples, n_features)
+    """
+    residuals = np.empty_like(X)
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        in_pool = is_candidate[rows]
+        pool = rows[in_pool]
+        position = np.cumsum(in_pool) - 1  # a pool member's index in ``pool``
+        for members, n_available in ((in_pool, len(pool) - 1), (~in_pool, len(pool))):
+            chosen = rows[members]
+            if not len(chosen):
+                continue
+            k = min(n_reference, n_available)
+            draws = sample_without_replacement(len(chosen), n_available, k, rng)
+            if n_available < len(pool):
+                # Skip the row's own slot: indices at or after it move up by one.
+                draws = draws + (draws >= position[members][:, None])
+            step = max(1, _RESIDUAL_CHUNK_VALUES // (k * X.shape[1]))
+            for start in range(0, len(chosen), step):
+                part = chosen[start : start + step]
+                residuals[part] = residual_to_nearest(X[part], X[pool[draws[start : start + step]]])
+    return residuals
+
+
+def nearest_reference_residuals(x, references):
+    """``x - x*`` with ``x*`` the Euclidean-nearest row of ``references`` (torch).
+
+    Parameters
+    ----------
+    x : Tensor of shape (n_rows, n_features)
+    references : Tensor of shape (n_references, n_features)
+    """
+    squared = (
+        (x * x).sum(dim=1, keepdim=True)
+        - 2.0 * x @ references.T
+        + (references * references).sum(dim=1)[None, :]
+    )
+    return x - references[squared.argmin(dim=1)]
+
+
+class _ResADNetwork(nn.Module):
+    """Training network: rows ``[residual | anomaly flag]`` -> residual, constrained, z, log|det|.
+
+    The flow sees the constrained residual detached (paper, Appendix E): constraintor and
+    flow are separate gradient graphs.
+    """
+
+    def __init__(self, n_features, constraintor, flow):
+        super().__init__()
+        self.n_features = n_features
+        self.constraintor = constraintor
+        self.flow = flow
+
+    def forward(self, rows):
+        residual = rows[:, : self.n_features]
+        constrained = self.constraintor(residual)
+        z, log_det = self.flow(constrained.detach())
+        return residual, constrained, z, log_det
+
+
+class _ReferenceScorer(nn.Module):
+    """Scoring network: rows -> per-dimension log-likelihood of their residual."""
+
+    def __init__(self, constraintor, flow, references):
+        super().__init__()
+        self.constraintor = constraintor
+        self.flow = flow
+        self.register_buffer("references", references)
+
+    def forward(self, x):
+        residual = nearest_reference_residuals(x, self.references)
+        return self.flow.log_prob(self.constraintor(residual)) / x.shape[1]
+
+
+class _ResADLoss(nn.Module):
+    """Maximum likelihood of normal residuals, plus (with labelled anomalies) the constraintor's
+    abnormal-invariant loss and the boundary-guided loss (paper Eq. 6, lambda-weighted).
+
+    The normal boundary ``b_n`` is an exponential moving average of a low quantile of the
+    normal rows' per-dimension log-likelihoods, updated on training batches only.
+    """
+
+    def __init__(self, use_constraint, use_boundary, lambda_boundary, margin, quantile, momentum):
+        super().__init__()
+        self.use_constraint = use_constraint
+        self.use_boundary = use_boundary
+        self.lambda_boundary = lambda_boundary
+        self.margin = margin
+        self.quantile = quantile
+        self.momentum = momentum
+        self.register_buffer("normal_boundary", torch.tensor(float("nan")))
+        self.register_buffer("boundary_active", torch.tensor(False))
+
+    def forward(self, output, rows):
+        residual, constrained, z, log_det = output
+        is_anomaly = rows[:, -1] > 0.5
+        normal = ~is_anomaly
+        log_likelihood = (standard_normal_log_density(z) + log_det) / z.shape[1]
+        loss = -log_likelihood[normal].sum() / max(int(normal.sum()), 1)
+        if self.use_constraint:
+            loss = loss + residual_constraint_loss(constrained, residual, is_anomaly).mean()
+        if self.use_boundary and bool(self.boundary_active):
+            if self.training and normal.sum() > 1:
+                batch_boundary = torch.quantile(log_likelihood[normal].detach(), self.quantile)
+                if torch.isnan(self.normal_boundary):
+                    self.normal_boundary.copy_(batch_boundary)
+                else:
+                    self.normal_boundary.mul_(self.momentum).add_(
+                        (1 - self.momentum) * batch_boundary
+                    )
+            if not torch.isnan(self.normal_boundary):
+                boundary = boundary_guided_loss(
+                    log_likelihood, is_anomaly, self.normal_boundary, self.margin
+                )
+                loss = loss + self.lambda_boundary * boundary.mean()
+        return loss
+
+
+class _ReferenceRedraw(Callback):
+    """Before every epoch, give each training row a fresh reference draw and its new residual,
+    written in place into the array skorch trains on; switch the boundary term on after the
+    warm-up epochs."""
+
+    def __init__(self, rows, X, groups, is_normal, n_reference, rng, warmup_epochs):
+        self.rows = rows
+        self.X = X
+        self.groups = groups
+        self.is_normal = is_normal
+        self.n_reference = n_reference
+        self.rng = rng
+        self.warmup_epochs = warmup_epochs
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.rows[:, :-1] = draw_training_residuals(
+            self.X, self.groups, self.is_normal, self.n_reference, self.rng
+        )
+        net.criterion_.boundary_active.fill_(len(net.history) > self.warmup_epochs)
+
+
+class ResADDetector(BaseDeepDetector):
+    """ResAD: an anomaly detector that generalises to new classes from a few normal references.
+
+    Each row ``x`` is turned into a residual ``x - x*``, with ``x*`` its nearest neighbour
+    among a few normal reference rows of the same class. Residuals of normal rows vary far
+    less across classes than the rows themselves, so a density model of residuals learnt on
+    some classes carries over to classes never seen in training: give it a handful of
+    normal rows of the new class as references (``reference`` or :meth:`set_reference`), no
+    retraining needed (Yao et al., "ResAD: A Simple Framework for Class Generalizable Anomaly
+    Detection", NeurIPS 2024). A shallow Feature Constraintor pulls normal residuals towards
+    the origin while keeping labelled anomalies where they are, and a RealNVP-style normalizing
+    flow estimates the residual density. The normality score is the per-dimension
+    log-likelihood of a row's residual.
+
+    For feature vectors: tabular rows or pre-extracted embeddings (one per image).
+
+    Parameters
+    ----------
+    n_reference : int, default=4
+        ``K``, the number of normal references (shots). In training, every row gets ``K``
+        references of its own group, redrawn every epoch (never itself); without ``reference``
+        the fallback references are ``K`` normal training rows per group, pooled: a row is
+        matched with the nearest of them, whichever group it belongs to.
+    reference : array-like of shape (n_references, n_features) or None, default=None
+        Normal rows of the class to be scored (any number, typically ``K``). Not a fit
+        parameter, because it is not aligned with the training rows that cross-validation
+        slices. ``None``: references are drawn from the training data. Can be changed after
+        fitting with :meth:`set_reference`.
+    feature_scaling : {'global', 'per-feature'}, default='global'
+        Standardisation before matching. ``'global'``: one mean and one scale for all
+        features, which keeps the relative sizes of the features (distances between
+        embeddings stay as the backbone made them). ``'per-feature'``: each feature to zero
+        mean and unit variance on the training rows (for tables whose columns have
+        unrelated units).
+    use_anomaly_labels : bool, default=False
+        Train with labelled anomalies given as ``y`` (1 = anomaly, 0 = normal), as the paper
+        does. Off by default so that ``y`` passed by ``GridSearchCV`` or ``cross_validate``
+        for scoring is ignored, as every scikit-learn outlier detector ignores it.
+    constraintor : {'auto', 'on', 'off'}, default='auto'
+        The Feature Constraintor. ``'auto'``: on when labelled anomalies are used, off
+        otherwise — with normal rows only its loss is minimised by mapping everything to the
+        origin, which destroys the information the flow needs.
+    constraintor_width : int or None, default=None
+        ``None``: one linear layer plus batch normalisation, as the paper's single
+        Conv-BN layer. An int: a hidden layer of that width (Linear-BN-ReLU-Linear).
+    n_coupling_blocks : int, default=8
+        Depth of the flow: affine coupling blocks, each followed by a learnable global affine
+        map and a fixed random orthogonal mixing.
+    hidden_ratio : float, default=2.0
+        Width of each coupling subnet's hidden layer, as a multiple of its input width.
+    clamp : float, default=1.9
+        Soft bound on the coupling log-scales.
+    lambda_boundary : float, default=1.0
+        Weight of the boundary-guided loss (labelled anomalies only).
+    margin : float, default=0.1
+        ``tau``: anomalies are pushed below the normal boundary minus this margin
+        (in per-dimension log-likelihood).
+    boundary_quantile : float in (0, 1), default=0.05
+        The normal boundary is this quantile of the normal rows' log-likelihoods.
+    boundary_momentum : float in [0, 1), default=0.9
+        Exponential moving average of the boundary over training batches.
+    warmup_fraction : float in [0, 1), default=0.1
+        Fraction of the epochs trained without the boundary-guided loss.
+    contamination : 'auto' or float in (0, 0.5], default='auto'
+        Expected fraction of outliers. ``offset_`` is that percentile of the training scores
+        (10 % for ``'auto'``), computed with the references drawn from the training data.
+    image_shape : None
+        Must stay None: ResAD works on feature vectors (extract image embeddings first).
+    epochs : int, default=20
+        Training epochs.
+    batch_size : int, default=256
+        Training batch size.
+    lr : float, default=1e-3
+        Adam learning rate (the paper's 1e-5 suits its millions of patch vectors per epoch).
+    weight_decay : float, default=5e-4
+        Weight decay, as in the paper.
+    optimizer : {'adam', 'adamw', 'sgd'}, default='adam'
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop when their loss stops improving.
+    validation_fraction : float in (0, 1), default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    device : str, default='auto'
+        ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the reference draws and the shuffling.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained net; ``net_.module_`` holds the constraintor and the flow.
+    reference_ : ndarray of shape (n_references, n_features)
+        The references scores are computed against.
+    reference_group_ : ndarray of shape (n_references,)
+        Index into ``groups_`` of each reference; all 0 for user-given references.
+    groups_ : ndarray
+        The training groups (a single ``0`` without ``groups``).
+    n_anomalies_used_ : int
+        Number of labelled anomalies trained with.
+    constraintor_active_ : bool
+        Whether the Feature Constraintor was trained and is applied.
+    normal_boundary_ : float or None
+        The final normal boundary ``b_n`` of the boundary-guided loss.
+    scaler_ : sklearn.preprocessing.StandardScaler
+        Standardisation fitted on the training rows, applied to every row and reference.
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    See Also
+    --------
+    skuad.DeepSVDD : One-class detector trained on the target class itself.
+
+    Notes
+    -----
+    ``groups`` do not reach ``fit`` inside ``GridSearchCV`` unless metadata routing is on:
+    ``sklearn.set_config(enable_metadata_routing=True)`` and
+    ``ResADDetector().set_fit_request(groups=True)``.
+
+    After :meth:`set_reference`, ``offset_`` keeps the threshold calibrated on the training
+    classes unless normal rows of the new class are passed as ``X_calib``.
+
+    References
+    ----------
+    .. [1] Yao, X., Chen, Z., Gao, C., Zhai, G., Zhang, C. "ResAD: A Simple Framework for Class
+       Generalizable Anomaly Detection", NeurIPS 2024.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skuad import ResADDetector
+    >>> rng = np.random.RandomState(0)
+    >>> centres = rng.normal(scale=5, size=(4, 3))
+    >>> X = np.vstack([c + rng.normal(size=(50, 3)) for c in centres[:3]])
+    >>> groups = np.repeat([0, 1, 2], 50)
+    >>> detector = ResADDetector(epochs=5, random_state=0).fit(X, groups=groups)
+    >>> new_class = centres[3] + rng.normal(size=(4, 3))
+    >>> scores = detector.set_reference(new_class).score_samples(
+    ...     [centres[3], centres[3] + 6.0])
+    >>> bool(scores[0] > scores[1])
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseDeepDetector._parameter_constraints,
+        "n_reference": [Interval(Integral, 1, None, closed="left")],
+        "feature_scaling": [StrOptions({"global", "per-feature"})],
+        "reference": ["array-like", None],
+        "use_anomaly_labels": ["boolean"],
+        "constraintor": [StrOptions({"auto", "on", "off"})],
+        "constraintor_width": [Interval(Integral, 1, None, closed="left"), None],
+        "n_coupling_blocks": [Interval(Integral, 1, None, closed="left")],
+        "hidden_ratio": [Interval(Real, 0, None, closed="neither")],
+        "clamp": [Interval(Real, 0, None, closed="neither")],
+        "lambda_boundary": [Interval(Real, 0, None, closed="left")],
+        "margin": [Interval(Real, 0, None, closed="left")],
+        "boundary_quantile": [Interval(Real, 0, 1, closed="neither")],
+        "boundary_momentum": [Interval(Real, 0, 1, closed="left")],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_reference=4,
+        reference=None,
+        feature_scaling="global",
+        use_anomaly_labels=False,
+        constraintor="auto",
+        constraintor_width=None,
+        n_coupling_blocks=8,
+        hidden_ratio=2.0,
+        clamp=1.9,
+        lambda_boundary=1.0,
+        margin=0.1,
+        boundary_quantile=0.05,
+        boundary_momentum=0.9,
+        warmup_fraction=0.1,
+        contamination="auto",
+        image_shape=None,
+        epochs=20,
+        batch_size=256,
+        lr=1e-3,
+        weight_decay=5e-4,
+        optimizer="adam",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            contamination=contamination,
+            image_shape=image_shape,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.n_reference = n_reference
+        self.reference = reference
+        self.feature_scaling = feature_scaling
+        self.use_anomaly_labels = use_anomaly_labels
+        self.constraintor = constraintor
+        self.constraintor_width = constraintor_width
+        self.n_coupling_blocks = n_coupling_blocks
+        self.hidden_ratio = hidden_ratio
+        self.clamp = clamp
+        self.lambda_boundary = lambda_boundary
+        self.margin = margin
+        self.boundary_quantile = boundary_quantile
+        self.boundary_momentum = boundary_momentum
+        self.warmup_fraction = warmup_fraction
+
+    # ------------------------------------------------------------------ public API
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, groups=None):
+        """Fit on the training rows of one or several known classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows (normal, plus labelled anomalies with ``use_anomaly_labels=True``).
+        y : array-like of shape (n_samples,) or None
+            Ignored unless ``use_anomaly_labels=True``; then 1 (or True) marks a labelled
+            anomaly and 0 a normal row. scikit-learn's -1/+1 encoding is rejected.
+        groups : array-like of shape (n_samples,) or None
+            The class of each training row; references are always drawn from a row's own
+            class. ``None``: all rows form one class.
+
+        Returns
+        -------
+        self : object
+            The fitted detector.
+        """
+        self._fit(X, y=y, groups=groups)
+        # The references in input units: rows of the validated X, or the user's reference.
+        if self._user_reference is not None:
+            self._use_reference(self._user_reference, np.zeros(len(self._user_reference), int))
+        else:
+            rows = check_array(X, dtype=[np.float64, np.float32])[self._fallback_rows]
+            self.reference_ = rows.astype(np.float64)
+        del self._user_reference, self._fallback_rows
+        return self
+
+    def set_reference(self, X_ref, X_calib=None):
+        """Score against new references (normal rows of the class to test), without retraining.
+
+        Parameters
+        ----------
+        X_ref : array-like of shape (n_references, n_features)
+            Normal rows of the target class, e.g. ``n_reference`` of them.
+        X_calib : array-like of shape (n_calib, n_features) or None, default=None
+            Normal rows of the target class to recalibrate ``offset_`` on (as the
+            ``contamination`` percentile of their scores). ``None`` keeps ``offset_``.
+
+        Returns
+        -------
+        self : object
+            The detector, now scoring against ``X_ref``.
+        """
+        check_is_fitted(self)
+        X_ref = self._validate_input(X_ref, reset=False).astype(np.float64)
+        if X_calib is not None:
+            X_calib = self._validate_input(X_calib, reset=False)
+        self._use_reference(X_ref, np.zeros(len(X_ref), dtype=int))
+        if X_calib is not None:
+            fraction = (
+                self._AUTO_CONTAMINATION if self.contamination == "auto" else self.contamination
+            )
+            self.offset_ = float(np.percentile(self._score_rows(X_calib), 100.0 * fraction))
+        return self
+
+    # ------------------------------------------------------------------ the method
+    def _use_reference(self, reference, reference_group):
+        self.reference_ = np.asarray(reference, dtype=np.float64)
+        self.reference_group_ = np.asarray(reference_group, dtype=int)
+        self._reference_scaled = self._scale(self.reference_)
+
+    @property
+    def _scoring_module(self):
+        network = self.net_.module_
+        device = next(network.flow.parameters()).device
+        return _ReferenceScorer(
+            network.constraintor,
+            network.flow,
+            torch.as_tensor(self._reference_scaled, device=device),
+        )
+
+    def _score_batch(self, output, x):
+        return output
+
+    def _fit_scaler(self, X):
+        if self.feature_scaling == "per-feature":
+            return super()._fit_scaler(X)
+        return super()._fit_scaler(X.reshape(-1, 1))
+
+    def _scale(self, rows):
+        if self.feature_scaling == "per-feature":
+            return super()._scale(rows)
+        scaled = (rows - self.scaler_.mean_[0]) / self.scaler_.scale_[0]
+        return np.asarray(scaled, dtype=np.float32)
+
+    def _fit_network(self, X, seed, device, y=None, groups=None):
+        if self.image_shape is not None:
+            raise ValueError(
+                "ResADDetector works on feature vectors; image_shape must be None. Extract "
+                "one embedding per image (e.g. with a pretrained CNN) and pass those rows."
+            )
+        n_samples, n_features = X.shape
+        group_codes = self._validate_groups(groups, n_samples)
+        is_anomaly = self._validate_anomaly_labels(y, n_samples)
+        is_normal = ~is_anomaly
+        for code, name in enumerate(self.groups_.tolist()):
+            n_normal = int(np.sum(is_normal & (group_codes == code)))
+            if n_normal < 2:
+                raise ValueError(
+                    f"Training group {name!r} has {n_normal} normal row(s); every group needs "
+                    "at least 2, since a row's references are other normal rows of its group."
+                )
+        self._user_reference = None
+        if self.reference is not None:
+            self._user_reference = self._validate_input(self.reference, reset=False).astype(
+                np.float64
+            )
+
+        rng = np.random.default_rng(seed)
+        self.n_anomalies_used_ = int(is_anomaly.sum())
+        labelled = self.n_anomalies_used_ > 0
+        self.constraintor_active_ = self.constraintor == "on" or (
+            self.constraintor == "auto" and labelled
+        )
+        network = _ResADNetwork(
+            n_features,
+            self._build_constraintor(n_features) if self.constraintor_active_ else nn.Identity(),
+            CouplingFlow(
+                n_features,
+                n_blocks=self.n_coupling_blocks,
+                hidden_ratio=self.hidden_ratio,
+                clamp=self.clamp,
+                seed=seed,
+            ),
+        )
+        criterion = _ResADLoss(
+            use_constraint=self.constraintor_active_,
+            use_boundary=labelled and self.lambda_boundary > 0,
+            lambda_boundary=self.lambda_boundary,
+            margin=self.margin,
+            quantile=self.boundary_quantile,
+            momentum=self.boundary_momentum,
+        )
+        rows = np.zeros((n_samples, n_features + 1), dtype=np.float32)
+        rows[:, -1] = is_anomaly
+        redraw = _ReferenceRedraw(
+            rows,
+            X,
+            group_codes,
+            is_normal,
+            self.n_reference,
+            rng,
+            warmup_epochs=int(self.warmup_fraction * self.epochs),
+        )
+        self.net_ = self._train(
+            network, criterion, rows, seed, device, callbacks=[("reference_redraw", redraw)]
+        )
+        boundary = float(self.net_.criterion_.normal_boundary)
+        self.normal_boundary_ = None if np.isnan(boundary) else boundary
+
+        # Fallback references: n_reference normal training rows per group, drawn once.
+        fallback = []
+        for code in range(len(self.groups_)):
+            pool = np.flatnonzero(is_normal & (group_codes == code))
+            k = min(self.n_reference, len(pool))
+            fallback.append(np.sort(rng.choice(pool, size=k, replace=False)))
+        self._fallback_rows = np.concatenate(fallback)
+        self.reference_group_ = group_codes[self._fallback_rows]
+        self._reference_scaled = X[self._fallback_rows]
+
+    def _build_constraintor(self, n_features):
+        if self.constraintor_width is None:
+            linear = nn.Linear(n_features, n_features)
+            # Start at the identity map: anomalies are to stay where they are.
+            with torch.no_grad():
+                linear.weight.copy_(torch.eye(n_features))
+                linear.bias.zero_()
+            return nn.Sequential(linear, nn.BatchNorm1d(n_features))
+        width = self.constraintor_width
+        return nn.Sequential(
+            nn.Linear(n_features, width),
+            nn.BatchNorm1d(width),
+            nn.ReLU(),
+            nn.Linear(width, n_features),
+        )
+
+    def _validate_groups(self, groups, n_samples):
+        if groups is None:
+            self.groups_ = np.array([0])
+            return np.zeros(n_samples, dtype=int)
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != n_samples:
+            raise ValueError(
+                f"groups must hold one class label per training row: expected shape "
+                f"({n_samples},), got {groups.shape}."
+            )
+        self.groups_, codes = np.unique(groups, return_inverse=True)
+        return codes
+
+    def _validate_anomaly_labels(self, y, n_samples):
+        if not self.use_anomaly_labels or y is None:
+            return np.zeros(n_samples, dtype=bool)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != n_samples:
+            raise ValueError(
+                f"y must hold one label per training row: expected shape ({n_samples},), "
+                f"got {y.shape}."
+            )
+        if y.dtype == bool:
+            return y.copy()
+        values = np.unique(y)
+        if not np.issubdtype(y.dtype, np.number) or not np.isin(values, (0, 1)).all():
+            raise ValueError(
+                "With use_anomaly_labels=True, y must be 1 (or True) for labelled anomalies and "
+                f"0 for normal rows; got the values {values[:10].tolist()}. (scikit-learn's "
+                "-1/+1 outlier encoding is not accepted here: -1 would be ambiguous.)"
+            )
+        return y == 1

@@ -1,0 +1,314 @@
+"""ResADDetector: residuals, the flow, references, labelled anomalies and groups."""
+
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+import torch
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
+
+from skuad import ResADDetector
+from skuad.nn.flows import CouplingFlow, standard_normal_log_density
+from skuad.resad import (
+    draw_training_residuals,
+    nearest_reference_residuals,
+    residual_to_nearest,
+    sample_without_replacement,
+)
+
+FAST = dict(n_coupling_blocks=2, epochs=3, random_state=0, device="cpu")
+
+
+@pytest.fixture
+def classes():
+    """Four classes: tight clusters around far-apart centres; the fourth is never trained on."""
+    rng = np.random.RandomState(0)
+    centres = rng.normal(scale=6.0, size=(4, 4))
+    X = np.vstack([c + rng.normal(size=(40, 4)) for c in centres])
+    groups = np.repeat(np.arange(4), 40)
+    return X, groups, centres
+
+
+# ---------------------------------------------------------------------- residuals
+def test_residual_to_nearest_subtracts_the_nearest_candidate():
+    rng = np.random.RandomState(1)
+    x = rng.normal(size=(30, 3))
+    candidates = rng.normal(size=(30, 5, 3))
+    residual = residual_to_nearest(x, candidates)
+    for i in range(30):
+        distances = np.linalg.norm(x[i] - candidates[i], axis=1)
+        np.testing.assert_allclose(residual[i], x[i] - candidates[i, distances.argmin()])
+
+
+def test_nearest_reference_residuals_matches_brute_force():
+    rng = np.random.RandomState(2)
+    x = torch.as_tensor(rng.normal(size=(25, 6)))
+    references = torch.as_tensor(rng.normal(size=(7, 6)))
+    residual = nearest_reference_residuals(x, references)
+    nearest = torch.cdist(x, references).argmin(dim=1)
+    torch.testing.assert_close(residual, x - references[nearest])
+
+
+@pytest.mark.parametrize("n_pool", [5, 200])
+def test_sample_without_replacement_gives_distinct_indices(n_pool):
+    draws = sample_without_replacement(500, n_pool, 4, np.random.default_rng(0))
+    assert draws.shape == (500, 4)
+    assert draws.min() >= 0 and draws.max() < n_pool
+    assert all(len(set(row)) == 4 for row in draws)
+    # Every index gets drawn: the draws are not stuck on a subset.
+    assert len(np.unique(draws)) == n_pool
+
+
+def test_training_residuals_exclude_the_row_itself():
+    # With K at least the group size, every row is matched with all other rows of its group:
+    # the residual must be to the nearest OTHER row, never the zero residual of itself.
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(12, 2)).astype(np.float32)
+    groups = np.zeros(12, dtype=int)
+    residuals = draw_training_residuals(X, groups, np.ones(12, bool), 50, np.random.default_rng(0))
+    for i in range(12):
+        others = np.delete(X, i, axis=0)
+        nearest = others[np.linalg.norm(others - X[i], axis=1).argmin()]
+        np.testing.assert_allclose(residuals[i], X[i] - nearest)
+    assert np.all(np.linalg.norm(residuals, axis=1) > 0)
+
+
+def test_training_residuals_use_own_group_normal_rows_only():
+    rng = np.random.RandomState(4)
+    near, far = rng.normal(size=(30, 3)), 100.0 + rng.normal(size=(30, 3))
+    X = np.vstack([near, far]).astype(np.float32)
+    groups = np.repeat([0, 1], 30)
+    # Row 0 of group 0 sits on top of the anomalous row 1, which must never serve as reference.
+    X[1] = X[0] + 1e-3
+    is_normal = np.ones(60, bool)
+    is_normal[1] = False
+    gen = np.random.default_rng(0)
+    for _ in range(20):
+        residuals = draw_training_residuals(X, groups, is_normal, 3, gen)
+        # References of the other group are 100 away: residuals stay small.
+        assert np.abs(residuals).max() < 20
+        assert np.linalg.norm(residuals[0]) > 1e-2
+        assert np.all(np.linalg.norm(residuals, axis=1) > 0)
+
+
+def test_training_references_are_redrawn_every_epoch():
+    rng = np.random.RandomState(5)
+    X = rng.normal(size=(50, 3)).astype(np.float32)
+    gen = np.random.default_rng(0)
+    first = draw_training_residuals(X, np.zeros(50, int), np.ones(50, bool), 2, gen)
+    second = draw_training_residuals(X, np.zeros(50, int), np.ones(50, bool), 2, gen)
+    assert not np.allclose(first, second)
+
+
+# ---------------------------------------------------------------------- the flow
+def _random_flow(n_features, n_blocks=3, seed=0):
+    """A flow moved away from its identity start, so that the checks below mean something."""
+    torch.manual_seed(seed)
+    flow = CouplingFlow(n_features, n_blocks=n_blocks, hidden_ratio=1.5, seed=seed).double()
+    with torch.no_grad():
+        for parameter in flow.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    return flow
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5])
+def test_flow_is_invertible(n_features):
+    flow = _random_flow(n_features)
+    x = torch.randn(40, n_features, dtype=torch.float64)
+    z, _ = flow(x)
+    assert not torch.allclose(z, x)
+    torch.testing.assert_close(flow.inverse(z), x)
+
+
+@pytest.mark.parametrize("n_features", [1, 3, 6])
+def test_flow_log_det_matches_numerical_jacobian(n_features):
+    flow = _random_flow(n_features, seed=1)
+    x = torch.randn(4, n_features, dtype=torch.float64)
+    _, log_det = flow(x)
+    for i in range(len(x)):
+        jacobian = torch.autograd.functional.jacobian(lambda row: flow(row[None])[0][0], x[i])
+        expected = torch.linalg.slogdet(jacobian).logabsdet
+        torch.testing.assert_close(log_det[i], expected)
+        assert abs(float(expected)) > 1e-3  # not trivially the identity
+
+
+def test_flow_log_prob_is_change_of_variables():
+    flow = _random_flow(4, seed=2)
+    x = torch.randn(10, 4, dtype=torch.float64)
+    z, log_det = flow(x)
+    torch.testing.assert_close(flow.log_prob(x), standard_normal_log_density(z) + log_det)
+    # An untrained flow is the identity: the standard normal density.
+    fresh = CouplingFlow(4, n_blocks=2).double()
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(x).sum(dim=1)
+    torch.testing.assert_close(fresh.log_prob(x), expected)
+
+
+# ---------------------------------------------------------------------- references
+def test_reference_swap_changes_scores_without_refitting(classes):
+    X, groups, centres = classes
+    train = groups < 3
+    detector = ResADDetector(**FAST).fit(X[train], groups=groups[train])
+    weights = {k: v.clone() for k, v in detector.net_.module_.state_dict().items()}
+    fallback = detector.reference_.copy()
+    assert fallback.shape == (3 * 4, 4)
+    assert set(detector.reference_group_) == {0, 1, 2}
+    X_new = X[groups == 3]
+    before = detector.score_samples(X_new)
+
+    detector.set_reference(X_new[:4])
+    np.testing.assert_array_equal(detector.reference_, X_new[:4])
+    after = detector.score_samples(X_new)
+    # The new class is close to its own references, far from the training references.
+    assert after[4:].mean() > before[4:].mean()
+    for key, value in detector.net_.module_.state_dict().items():
+        torch.testing.assert_close(value, weights[key])
+
+    detector.set_reference(fallback)
+    np.testing.assert_allclose(detector.score_samples(X_new), before, rtol=1e-12)
+
+
+def test_reference_parameter_equals_set_reference(classes):
+    X, groups, _ = classes
+    train = groups < 3
+    X_ref = X[groups == 3][:4]
+    given = ResADDetector(reference=X_ref, **FAST).fit(X[train], groups=groups[train])
+    swapped = ResADDetector(**FAST).fit(X[train], groups=groups[train]).set_reference(X_ref)
+    np.testing.assert_array_equal(given.reference_, X_ref)
+    np.testing.assert_allclose(given.score_samples(X), swapped.score_samples(X), rtol=1e-12)
+    # offset_ is calibrated on the training classes either way.
+    assert given.offset_ == swapped.offset_
+
+
+def test_new_class_is_scored_from_its_references(classes):
+    X, groups, centres = classes
+    train = groups < 3
+    detector = ResADDetector(**{**FAST, "epochs": 10}).fit(X[train], groups=groups[train])
+    rng = np.random.RandomState(6)
+    normal = X[groups == 3]
+    anomalies = centres[3] + rng.uniform(3, 5, size=(20, 4)) * rng.choice([-1, 1], (20, 4))
+    detector.set_reference(normal[:4])
+    scores = detector.score_samples(np.vstack([normal[4:], anomalies]))
+    labels = np.r_[np.zeros(len(normal) - 4), np.ones(20)]
+    assert roc_auc_score(labels, -scores) > 0.9
+
+
+def test_set_reference_validates_and_recalibrates(classes):
+    X, groups, _ = classes
+    detector = ResADDetector(**FAST).fit(X[groups == 0])
+    with pytest.raises(ValueError, match="features"):
+        detector.set_reference(X[:4, :3])
+    with pytest.raises(ValueError):
+        detector.set_reference(np.full((4, 4), np.nan))
+    new = X[groups == 3]
+    detector.set_reference(new[:4], X_calib=new[4:])
+    flagged = np.mean(detector.predict(new[4:]) == -1)
+    assert flagged == pytest.approx(0.1, abs=0.05)
+
+
+def test_unfitted_set_reference_raises(classes):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        ResADDetector().set_reference(classes[0][:4])
+
+
+# ---------------------------------------------------------------------- labelled anomalies
+def _with_anomalies(X, groups):
+    rng = np.random.RandomState(7)
+    y = np.zeros(len(X), dtype=int)
+    y[rng.choice(len(X), 12, replace=False)] = 1
+    X = X.copy()
+    X[y == 1] += rng.uniform(4, 6, size=(12, X.shape[1]))
+    return X, y
+
+
+def test_y_alone_never_triggers_the_labelled_anomaly_path(classes):
+    X, groups, _ = classes
+    X, y = _with_anomalies(X, groups)
+    plain = ResADDetector(**FAST).fit(X, groups=groups)
+    with_y = ResADDetector(**FAST).fit(X, y, groups=groups)
+    assert with_y.n_anomalies_used_ == 0
+    assert not with_y.constraintor_active_
+    assert with_y.normal_boundary_ is None
+    np.testing.assert_array_equal(plain.score_samples(X), with_y.score_samples(X))
+
+    # GridSearchCV always passes y to fit; it must be ignored as well.
+    search = GridSearchCV(
+        ResADDetector(**FAST),
+        {"n_reference": [2]},
+        scoring="roc_auc",
+        cv=KFold(2, shuffle=True, random_state=0),
+    ).fit(X, 1 - 2 * y)
+    assert search.best_estimator_.n_anomalies_used_ == 0
+
+
+def test_labelled_anomalies_are_used_when_asked(classes):
+    X, groups, _ = classes
+    X, y = _with_anomalies(X, groups)
+    detector = ResADDetector(use_anomaly_labels=True, **{**FAST, "epochs": 5})
+    detector.fit(X, y, groups=groups)
+    assert detector.n_anomalies_used_ == 12
+    assert detector.constraintor_active_
+    assert detector.normal_boundary_ is not None and np.isfinite(detector.normal_boundary_)
+    # Anomalies never serve as references.
+    anomalous_rows = {tuple(row) for row in X[y == 1]}
+    assert not anomalous_rows & {tuple(row) for row in detector.reference_}
+    same_as_bool = ResADDetector(use_anomaly_labels=True, **{**FAST, "epochs": 5})
+    same_as_bool.fit(X, y.astype(bool), groups=groups)
+    np.testing.assert_array_equal(detector.score_samples(X), same_as_bool.score_samples(X))
+
+
+def test_sklearn_outlier_labels_are_rejected(classes):
+    X, groups, _ = classes
+    y = np.ones(len(X), dtype=int)
+    y[:5] = -1
+    with pytest.raises(ValueError, match="1 \\(or True\\) for labelled anomalies"):
+        ResADDetector(use_anomaly_labels=True, **FAST).fit(X, y)
+
+
+# ---------------------------------------------------------------------- groups
+def test_group_validation(classes):
+    X, groups, _ = classes
+    with pytest.raises(ValueError, match="one class label per training row"):
+        ResADDetector(**FAST).fit(X, groups=groups[:-1])
+    lonely = groups.copy()
+    lonely[0] = 99
+    with pytest.raises(ValueError, match="Training group 99 has 1 normal row"):
+        ResADDetector(**FAST).fit(X, groups=lonely)
+    with pytest.raises(ValueError, match="feature vectors"):
+        ResADDetector(image_shape=(1, 2, 2), **FAST).fit(X)
+
+
+def test_groups_reach_fit_through_metadata_routing(classes):
+    X, groups, _ = classes
+    y = np.ones(len(X), dtype=int)
+    y[::10] = -1
+    search_kwargs = dict(scoring="roc_auc", cv=GroupKFold(2))
+    with sklearn.config_context(enable_metadata_routing=True):
+        detector = ResADDetector(**FAST).set_fit_request(groups=True)
+        search = GridSearchCV(detector, {"n_reference": [2]}, **search_kwargs)
+        search.fit(X, y, groups=groups)
+    # Refitted on all rows, with their four classes.
+    np.testing.assert_array_equal(search.best_estimator_.groups_, np.arange(4))
+    # Without routing, groups only go to the CV splitter: the detector sees one class.
+    search = GridSearchCV(ResADDetector(**FAST), {"n_reference": [2]}, **search_kwargs)
+    search.fit(X, y, groups=groups)
+    np.testing.assert_array_equal(search.best_estimator_.groups_, [0])
+
+
+def test_string_groups_and_per_feature_scaling(classes):
+    X, groups, _ = classes
+    names = np.array(["a", "b", "c", "d"])[groups]
+    detector = ResADDetector(feature_scaling="per-feature", **FAST).fit(X, groups=names)
+    np.testing.assert_array_equal(detector.groups_, ["a", "b", "c", "d"])
+    assert detector.score_samples(X).shape == (len(X),)
+
+
+# ---------------------------------------------------------------------- example
+def test_example_runs():
+    example = Path(__file__).resolve().parents[1] / "examples" / "plot_resad_new_class.py"
+    namespace = runpy.run_path(str(example), run_name="__main__")
+    assert namespace["auroc"] > 0.8
