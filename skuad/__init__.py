@@ -3,6 +3,7 @@
 from skuad._training import TrainingDivergedError
 from skuad.clad import CLADDetector
 from skuad.deep_svdd import DeepSVDD
+from skuad.lamp import LAMPAutoencoderDetector
 from skuad.resad import ResADDetector
 
 __version__ = "0.1.0"
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CLADDetector",
     "DeepSVDD",
+    "LAMPAutoencoderDetector",
     "ResADDetector",
     "TrainingDivergedError",
     "__version__",

@@ -4,8 +4,11 @@ Every per-sample function returns a tensor of shape ``(n_samples,)``; criteria a
 A criterion is called as ``criterion(network_output, X_batch)`` (see ``skuad._training``).
 """
 
+import math
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def squared_distance(z, center):
@@ -13,14 +16,92 @@ def squared_distance(z, center):
     return ((z - center) ** 2).sum(dim=1)
 
 
-def reconstruction_error(x, x_hat, metric="mse"):
-    """Per-sample reconstruction error: mean squared (``'mse'``) or absolute (``'l1'``) error."""
+def reconstruction_error_map(x, x_hat, metric="mse", image_shape=None):
+    """Per-element reconstruction error, shape ``(n_samples, n_elements)``.
+
+    ``'mse'``: squared residual; ``'l1'``: absolute residual; ``'ssim'``: the structural
+    dissimilarity ``(1 - SSIM) / 2`` of each pixel's neighbourhood (needs ``image_shape``,
+    data in [0, 1]). Each is in [0, 1] when ``x`` and ``x_hat`` are.
+    """
+    if metric == "ssim":
+        if image_shape is None:
+            raise ValueError("reconstruction metric 'ssim' needs image_shape=(C, H, W).")
+        return ((1.0 - ssim_map(x, x_hat, image_shape)) / 2.0).flatten(1)
     residual = (x_hat - x).flatten(1)
     if metric == "mse":
-        return (residual**2).mean(dim=1)
+        return residual**2
     if metric == "l1":
-        return residual.abs().mean(dim=1)
+        return residual.abs()
     raise ValueError(f"unknown reconstruction metric {metric!r}")
+
+
+def reconstruction_error(x, x_hat, metric="mse", image_shape=None):
+    """Per-sample reconstruction error: the mean of :func:`reconstruction_error_map`."""
+    return reconstruction_error_map(x, x_hat, metric, image_shape).mean(dim=1)
+
+
+def _gaussian_window(size, sigma, dtype, device):
+    offsets = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2.0
+    kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
+    kernel = kernel / kernel.sum()
+    return kernel[:, None] * kernel[None, :]
+
+
+def ssim_map(x, x_hat, image_shape, window_size=7, sigma=1.5, data_range=1.0):
+    """Per-pixel SSIM (Wang et al. 2004) between image batches given as flattened rows.
+
+    Local means, variances and covariance use a Gaussian window (``sigma`` 1.5, as the paper),
+    whose size is clipped to the image so that 8x8 images work; borders are reflected so the
+    map has one value per pixel. Returns shape ``(n_samples, C, H, W)``, values in [-1, 1].
+    """
+    channels, height, width = image_shape
+    size = min(window_size, height, width)
+    size -= 1 - size % 2  # odd, so the window is centred on its pixel
+    window = _gaussian_window(size, sigma, x.dtype, x.device)
+    window = window.expand(channels, 1, size, size)
+    pad = size // 2
+
+    def local_mean(images):
+        if pad:
+            images = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+        return F.conv2d(images, window, groups=channels)
+
+    a = x.reshape(-1, channels, height, width)
+    b = x_hat.reshape(-1, channels, height, width)
+    mu_a, mu_b = local_mean(a), local_mean(b)
+    var_a = local_mean(a * a) - mu_a**2
+    var_b = local_mean(b * b) - mu_b**2
+    cov = local_mean(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    )
+
+
+def amplify_loss(loss, amplification, mode="log", delta=1e-3):
+    """LAMP-style loss amplification of non-negative losses, element-wise.
+
+    ``mode='log'`` (skuad's reading of LAMP): ``g(a * loss) / a`` with
+    ``g(u) = -log(1 - u)`` for ``u <= 1 - delta``, continued linearly with the same slope
+    ``1 / delta`` beyond (a clamp would zero the gradient of exactly the worst elements).
+    ``a = 1`` is the LMSE transform ``-log(1 - loss)``; dividing by ``a`` keeps the slope at
+    0 equal to 1 for every ``a``. ``mode='linear'``: ``(1 + a) * loss`` (a constant factor, a
+    negative control). ``mode='power'``: ``(loss + delta) ** (1 / (1 + a))``. Every mode
+    returns ``loss`` unchanged for ``a = 0``.
+    """
+    if amplification == 0:
+        return loss
+    if mode == "linear":
+        return (1.0 + amplification) * loss
+    if mode == "power":
+        return (loss + delta) ** (1.0 / (1.0 + amplification))
+    if mode != "log":
+        raise ValueError(f"unknown amplification mode {mode!r}")
+    u = amplification * loss
+    u0 = 1.0 - delta
+    inside = -torch.log1p(-torch.clamp(u, max=u0))
+    extended = -math.log(delta) + (u - u0) / delta
+    return torch.where(u <= u0, inside, extended) / amplification
 
 
 def one_class_svdd_loss(dist):
@@ -51,6 +132,40 @@ class ReconstructionLoss(nn.Module):
 
     def forward(self, x_hat, x):
         return reconstruction_error(x, x_hat, self.metric).mean()
+
+
+class AmplifiedReconstructionLoss(nn.Module):
+    """Mean of :func:`amplify_loss` over the per-element (or per-sample) reconstruction error.
+
+    ``per='element'`` amplifies each entry of :func:`reconstruction_error_map`;
+    ``per='sample'`` amplifies each sample's mean error. With ``amplification=0`` both equal
+    :class:`ReconstructionLoss` (all rows have the same number of elements).
+    """
+
+    def __init__(
+        self,
+        metric="mse",
+        amplification=1.0,
+        mode="log",
+        per="element",
+        delta=1e-3,
+        image_shape=None,
+    ):
+        super().__init__()
+        self.metric = metric
+        self.amplification = amplification
+        self.mode = mode
+        self.per = per
+        self.delta = delta
+        self.image_shape = image_shape
+
+    def forward(self, x_hat, x):
+        errors = reconstruction_error_map(x, x_hat, self.metric, self.image_shape)
+        if self.per == "sample":
+            errors = errors.mean(dim=1)
+        elif self.per != "element":
+            raise ValueError(f"unknown amplification level {self.per!r}")
+        return amplify_loss(errors, self.amplification, self.mode, self.delta).mean()
 
 
 class SVDDLoss(nn.Module):

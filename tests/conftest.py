@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from skuad import CLADDetector, DeepSVDD, ResADDetector  # noqa: E402
+from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector  # noqa: E402
 
 # The single registry of skuad estimators under test: small, fast, CPU, seeded configurations.
 # A new detector joins the scikit-learn checks (and the shared behaviour tests) by being added here.
@@ -23,6 +23,10 @@ FAST_DETECTORS = [
         pretrain=False,
         random_state=0,
         device="cpu",
+    ),
+    LAMPAutoencoderDetector(epochs=3, random_state=0, device="cpu"),
+    LAMPAutoencoderDetector(
+        amplification=5.0, amplify_per="sample", epochs=3, random_state=0, device="cpu"
     ),
     CLADDetector(
         n_clusters=3, pretrain_epochs=2, dec_epochs=2, epochs=3, random_state=0, device="cpu"
