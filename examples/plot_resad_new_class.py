@@ -27,7 +27,7 @@ rng = np.random.RandomState(0)
 # Train on six known classes; ``groups`` tells ResAD which rows belong together, so that
 # every training row is matched only with references of its own digit.
 known = digit <= 5
-detector = ResADDetector(n_reference=4, epochs=10, random_state=0, device="cpu")
+detector = ResADDetector(n_reference=4, n_coupling_blocks=4, epochs=5, random_state=0, device="cpu")
 detector.fit(X[known], groups=digit[known])
 
 # %%

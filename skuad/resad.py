@@ -205,6 +205,10 @@ class _ReferenceRedraw(Callback):
         )
         net.criterion_.boundary_active.fill_(len(net.history) > self.warmup_epochs)
 
+    def on_train_end(self, net, **kwargs):
+        # The fitted net keeps its callbacks: do not let it carry (and pickle) the training data.
+        self.rows = self.X = self.groups = self.is_normal = None
+
 
 class ResADDetector(BaseDeepDetector):
     """ResAD: an anomaly detector that generalises to new classes from a few normal references.

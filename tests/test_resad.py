@@ -312,3 +312,10 @@ def test_example_runs():
     example = Path(__file__).resolve().parents[1] / "examples" / "plot_resad_new_class.py"
     namespace = runpy.run_path(str(example), run_name="__main__")
     assert namespace["auroc"] > 0.8
+
+
+def test_fitted_detector_does_not_carry_the_training_data(classes):
+    X, groups, _ = classes
+    detector = ResADDetector(**FAST).fit(X, groups=groups)
+    redraw = dict(detector.net_.callbacks_)["reference_redraw"]
+    assert redraw.X is None and redraw.rows is None

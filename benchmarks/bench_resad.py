@@ -1,0 +1,170 @@
+"""Class generalization of ResADDetector on MVTec-AD ResNet-18 embeddings (ADBench files).
+
+Protocol (one run = every method side by side on the same rows):
+
+* split: the 15 MVTec-AD categories are shuffled (seeded by the split number); the first
+  ``--n-unseen`` are unseen, the others are the training classes (``groups``);
+* ResAD is fitted once per split on the seen categories: their normal rows (variant
+  ``ResAD``) or their normal rows plus their labelled anomalies (variant ``ResAD+labels``,
+  ``use_anomaly_labels=True``);
+* every unseen category's normal rows are split once (per split) into a reference pool (60 %)
+  and test normals (40 %); its test set is the test normals plus all of its anomalies;
+* for each K in ``--shots`` and each of ``--seeds`` draws, K references are drawn from the
+  pool; ResAD scores the test set after ``set_reference`` (no retraining), and the K-shot
+  baselines use the same K rows: distance to the nearest reference, IsolationForest and
+  skuad DeepSVDD fitted on them;
+* upper references: one-class models fitted on the whole reference pool (1-NN distance,
+  IsolationForest, DeepSVDD).
+
+The table is the mean AUROC over unseen categories, draws and splits (± the standard
+deviation of the per-split means). Run from the repository root:
+
+    nice python benchmarks/bench_resad.py --threads 1 --out resad_results.csv
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+
+from skuad import DeepSVDD, ResADDetector
+from skuad.datasets import load_adbench
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT / ".." / "shared" / "data" / "adbench"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA if DEFAULT_DATA.exists() else None,
+        help="ADBench directory holding cv_resnet18/MVTec-AD_*.npz",
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--splits", type=int, default=3, help="seen/unseen partitions")
+    parser.add_argument("--n-unseen", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3, help="reference draws per K")
+    parser.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--n-reference", type=int, default=4, help="ResAD's training K")
+    parser.add_argument("--n-coupling-blocks", type=int, default=4)
+    parser.add_argument("--hidden-ratio", type=float, default=1.0)
+    parser.add_argument("--svdd-epochs", type=int, default=30)
+    parser.add_argument("--variants", nargs="+", default=["ResAD", "ResAD+labels"])
+    parser.add_argument("--out", type=Path, default=None, help="CSV of every AUROC")
+    return parser.parse_args()
+
+
+def load_categories(data_dir):
+    if data_dir is None:
+        raise SystemExit("No data directory: pass --data-dir (ADBench, with cv_resnet18/).")
+    files = sorted((Path(data_dir) / "cv_resnet18").glob("MVTec-AD_*.npz"))
+    if not files:
+        raise SystemExit(f"No MVTec-AD_*.npz under {Path(data_dir) / 'cv_resnet18'}.")
+    return {f.stem.removeprefix("MVTec-AD_"): load_adbench(f) for f in files}
+
+
+def auroc(y, normality):
+    return roc_auc_score(y, -normality)
+
+
+def nearest_distance(X_ref, X_test):
+    squared = (X_test**2).sum(1)[:, None] - 2 * X_test @ X_ref.T + (X_ref**2).sum(1)[None, :]
+    return np.sqrt(np.maximum(squared.min(axis=1), 0))
+
+
+def one_class_scores(X_fit, X_test, seed, svdd_epochs):
+    """Scores (higher = more normal) of the one-class baselines fitted on ``X_fit``."""
+    forest = IsolationForest(random_state=seed).fit(X_fit)
+    svdd = DeepSVDD(
+        epochs=svdd_epochs, pretrain_epochs=svdd_epochs, random_state=seed, device="cpu"
+    ).fit(X_fit)
+    return {
+        "nearest distance": -nearest_distance(X_fit, X_test),
+        "IsolationForest": forest.score_samples(X_test),
+        "DeepSVDD": svdd.score_samples(X_test),
+    }
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    categories = load_categories(args.data_dir)
+    names = sorted(categories)
+    records = []
+    started = time.perf_counter()
+    for split in range(args.splits):
+        order = np.random.RandomState(split).permutation(names)
+        unseen, seen = sorted(order[: args.n_unseen]), sorted(order[args.n_unseen :])
+        print(f"split {split}: unseen {', '.join(unseen)}", flush=True)
+
+        detectors = {}
+        for variant in args.variants:
+            with_labels = variant == "ResAD+labels"
+            X_parts, y_parts, g_parts = [], [], []
+            for name in seen:
+                X, y = categories[name]
+                keep = np.ones(len(y), bool) if with_labels else y == 0
+                X_parts.append(X[keep])
+                y_parts.append(y[keep])
+                g_parts.append(np.full(keep.sum(), name))
+            tic = time.perf_counter()
+            detectors[variant] = ResADDetector(
+                n_reference=args.n_reference,
+                use_anomaly_labels=with_labels,
+                n_coupling_blocks=args.n_coupling_blocks,
+                hidden_ratio=args.hidden_ratio,
+                epochs=args.epochs,
+                random_state=split,
+                device="cpu",
+            ).fit(np.vstack(X_parts), np.concatenate(y_parts), groups=np.concatenate(g_parts))
+            print(f"  fit {variant}: {time.perf_counter() - tic:.1f} s", flush=True)
+
+        for name in unseen:
+            X, y = categories[name]
+            rng = np.random.RandomState(1000 * split + names.index(name))
+            normal = rng.permutation(np.flatnonzero(y == 0))
+            n_pool = int(round(0.6 * len(normal)))
+            pool, test = normal[:n_pool], np.r_[normal[n_pool:], np.flatnonzero(y == 1)]
+            X_test, y_test = X[test], y[test]
+            for method, score in one_class_scores(X[pool], X_test, split, args.svdd_epochs).items():
+                records.append((split, name, 0, 0, f"{method} (full)", auroc(y_test, score)))
+            for shots in args.shots:
+                for seed in range(args.seeds):
+                    references = X[rng.choice(pool, size=shots, replace=False)]
+                    for variant, detector in detectors.items():
+                        score = detector.set_reference(references).score_samples(X_test)
+                        records.append((split, name, shots, seed, variant, auroc(y_test, score)))
+                    baselines = one_class_scores(references, X_test, seed, args.svdd_epochs)
+                    for method, score in baselines.items():
+                        records.append((split, name, shots, seed, method, auroc(y_test, score)))
+        print(f"  done at {time.perf_counter() - started:.0f} s", flush=True)
+
+    results = pd.DataFrame(
+        records, columns=["split", "category", "shots", "seed", "method", "auroc"]
+    )
+    if args.out is not None:
+        results.to_csv(args.out, index=False)
+    per_split = results.groupby(["method", "shots", "split"]).auroc.mean()
+    summary = per_split.groupby(["method", "shots"]).agg(["mean", "std"])
+    table = summary.apply(lambda row: f"{row['mean']:.3f} ± {row['std']:.3f}", axis=1)
+    table = table.unstack("shots")
+    table.columns = [f"K={c}" if c else "full pool" for c in table.columns]
+    print()
+    print(table.fillna("").to_string())
+    per_category = results[results.shots == 4].groupby(["category", "method"]).auroc.mean()
+    print()
+    print("K=4, mean AUROC per unseen category:")
+    print(per_category.unstack("method").round(3).to_string())
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
