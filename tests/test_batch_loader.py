@@ -1,0 +1,57 @@
+"""The spine's batch-at-a-time loader gives exactly the batches of torch's per-row DataLoader."""
+
+import numpy as np
+import pytest
+import torch
+from skorch.dataset import Dataset
+from torch.utils.data import DataLoader, Subset
+
+from skuad._training import RowDataset, batch_loader
+
+
+def _batches(loader):
+    return [(x.clone(), y.clone()) for x, y in loader]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("drop_last", [False, True])
+@pytest.mark.parametrize("with_targets", [False, True])
+def test_same_batches_as_per_row_loader(shuffle, drop_last, with_targets):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(23, 3)).astype(np.float32)
+    y = rng.randint(0, 3, size=23) if with_targets else None
+
+    def loaders():
+        per_row = DataLoader(
+            Dataset(X, y),
+            batch_size=5,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            generator=torch.Generator().manual_seed(7),
+        )
+        batched = batch_loader(
+            RowDataset(X, y),
+            batch_size=5,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            generator=torch.Generator().manual_seed(7),
+        )
+        return per_row, batched
+
+    per_row, batched = loaders()
+    for _ in range(2):  # two epochs: the generators must stay in step
+        expected, got = _batches(per_row), _batches(batched)
+        assert len(got) == len(expected) == (4 if drop_last else 5)
+        for (x_exp, y_exp), (x_got, y_got) in zip(expected, got, strict=True):
+            torch.testing.assert_close(x_got, x_exp, rtol=0, atol=0)
+            if with_targets:
+                torch.testing.assert_close(y_got, y_exp, rtol=0, atol=0)
+
+
+def test_subset_of_row_dataset_is_indexed_by_batch():
+    # skorch's ValidSplit (early stopping) wraps the dataset in a torch Subset.
+    X = np.arange(20, dtype=np.float32).reshape(10, 2)
+    subset = Subset(RowDataset(X), np.array([1, 3, 5, 7]))
+    (x, _), (x2, _) = list(batch_loader(subset, batch_size=3))
+    np.testing.assert_array_equal(x.numpy(), X[[1, 3, 5]])
+    np.testing.assert_array_equal(x2.numpy(), X[[7]])
