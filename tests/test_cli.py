@@ -66,7 +66,13 @@ def test_demo_command_passes_its_options(monkeypatch):
     calls = []
     monkeypatch.setattr(cli, "demo", lambda **kwargs: calls.append(kwargs))
     assert main(["demo", "--epochs", "2", "--seed", "5", "--figure", "", "--device", "cpu"]) == 0
-    assert calls == [{"seed": 5, "epochs": 2, "figure": "", "device": "cpu"}]
+    assert main(["demo", "--epochs", "0"]) == 0
+    assert main(["demo"]) == 0
+    assert calls == [
+        {"seed": 5, "epochs": 2, "figure": "", "device": "cpu"},
+        {"seed": 0, "epochs": None, "figure": "skuad-demo.png", "device": "auto"},
+        {"seed": 0, "epochs": cli.DEMO_EPOCHS, "figure": "skuad-demo.png", "device": "auto"},
+    ]
 
 
 def test_demo_without_matplotlib_says_how_to_get_the_figure(monkeypatch, tmp_path):
