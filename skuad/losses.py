@@ -252,27 +252,3 @@ def boundary_guided_loss(log_likelihood, is_anomaly, normal_boundary, margin):
     normal_part = torch.clamp(normal_boundary - log_likelihood, min=0)
     anomalous_part = torch.clamp(log_likelihood - normal_boundary + margin, min=0)
     return torch.where(is_anomaly, anomalous_part, normal_part)
-
-
-def residual_constraint_loss(constrained, residual, is_anomaly):
-    """ResAD's abnormal-invariant one-class loss per sample (Yao et al. 2024, Eq. 2).
-
-    Normal rows: ``sqrt(||x'|| + 1) - 1``, a pseudo-Huber pull of the constrained residual
-    ``x'`` towards the origin (the norm is not squared, as typeset in the paper). Anomalous rows:
-    ``||x' - x||``, which keeps their residual ``x`` where it was, so the constraintor cannot
-    map everything into the hypersphere.
-    """
-    pull = torch.sqrt(constrained.norm(dim=1) + 1.0) - 1.0
-    keep = (constrained - residual).norm(dim=1)
-    return torch.where(is_anomaly, keep, pull)
-
-
-def boundary_guided_loss(log_likelihood, is_anomaly, normal_boundary, margin):
-    """Boundary-guided semi-push-pull loss per sample (BGAD, Yao et al. CVPR 2023; ResAD Eq. 5).
-
-    Normal rows below the boundary ``b_n`` are pulled up to it, anomalous rows above
-    ``b_n - margin`` are pushed down below it; rows already on the right side cost nothing.
-    """
-    normal_part = torch.clamp(normal_boundary - log_likelihood, min=0)
-    anomalous_part = torch.clamp(log_likelihood - normal_boundary + margin, min=0)
-    return torch.where(is_anomaly, anomalous_part, normal_part)
