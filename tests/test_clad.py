@@ -1,9 +1,6 @@
 """CLADDetector: each stage on its own (hand-computed values), then the estimator's behaviour."""
 
 import math
-import runpy
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +19,6 @@ from skuad.losses import (
     student_t_log_kernel,
 )
 from skuad.nn import MLP, SmallResNet
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def fast_clad(**params):
@@ -314,9 +309,3 @@ def test_vector_classifier_is_relu_mlp(fitted):
 def test_bad_parameters_raise_value_error(params, match, three_blobs):
     with pytest.raises(ValueError, match=match):
         fast_clad(**params).fit(three_blobs[0][:20])
-
-
-def test_example_runs():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        runpy.run_path(str(EXAMPLES / "plot_clad_subclasses.py"), run_name="__main__")
