@@ -36,21 +36,10 @@ def _demo_tasks():
     yield "digits: 0 normal (8x8 images)", X, y, (1, 8, 8)
 
 
-def _cap_epochs(detector, max_epochs):
-    """Lower every ``epochs`` / ``*_epochs`` parameter of ``detector`` to ``max_epochs``."""
-    params = detector.get_params()
-    capped = {
-        key: min(value, max_epochs)
-        for key, value in params.items()
-        if (key == "epochs" or key.endswith("_epochs")) and isinstance(value, int)
-    }
-    return detector.set_params(**capped)
-
-
 def _demo_fit(name, params, seed, device, epochs, X_train, X_test, y_test):
     detector = benchmark.make_detector(name, params, seed=seed, device=device)
     if epochs is not None and name in benchmark.skuad_detectors():
-        _cap_epochs(detector, epochs)
+        benchmark.cap_epochs(detector, epochs)
     return benchmark.evaluate(
         detector, X_train, X_test, y_test, name=name, seed=seed, return_scores=True
     )

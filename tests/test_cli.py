@@ -314,3 +314,11 @@ def test_peak_rss_sees_a_large_allocation():
     if np.isnan(memory.peak_mib):
         pytest.skip("/proc/self/statm is not available on this platform")
     assert memory.peak_mib > 32
+
+
+def test_cap_epochs_lowers_every_epoch_parameter_only():
+    detector = skuad.DeepSVDD(epochs=50, pretrain_epochs=2, warm_up_epochs=10, lr=0.5)
+    benchmark.cap_epochs(detector, 3)
+    params = detector.get_params()
+    assert (params["epochs"], params["pretrain_epochs"], params["warm_up_epochs"]) == (3, 2, 3)
+    assert params["lr"] == 0.5 and params["batch_size"] == 128
