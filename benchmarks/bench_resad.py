@@ -6,7 +6,7 @@ Protocol (one run = every method side by side on the same rows):
   ``--n-unseen`` are unseen, the others are the training classes (``groups``);
 * ResAD is fitted once per split on the seen categories: their normal rows (variant
   ``ResAD``) or their normal rows plus their labelled anomalies (variant ``ResAD+labels``,
-  ``use_anomaly_labels=True``);
+  ``use_anomaly_labels=True``; ``ResAD+labels-constraintor-off`` without the constraintor);
 * every unseen category's normal rows are split once (per split) into a reference pool (60 %)
   and test normals (40 %); its test set is the test normals plus all of its anomalies;
 * for each K in ``--shots`` and each of ``--seeds`` draws, K references are drawn from the
@@ -56,8 +56,14 @@ def parse_args():
     parser.add_argument("--n-reference", type=int, default=4, help="ResAD's training K")
     parser.add_argument("--n-coupling-blocks", type=int, default=4)
     parser.add_argument("--hidden-ratio", type=float, default=1.0)
+    parser.add_argument("--clamp", type=float, default=0.5, help="ResAD's log-scale bound")
     parser.add_argument("--svdd-epochs", type=int, default=30)
-    parser.add_argument("--variants", nargs="+", default=["ResAD", "ResAD+labels"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["ResAD", "ResAD+labels"],
+        help="ResAD, ResAD+labels, ResAD+labels-constraintor-off",
+    )
     parser.add_argument("--out", type=Path, default=None, help="CSV of every AUROC")
     return parser.parse_args()
 
@@ -107,7 +113,7 @@ def main():
 
         detectors = {}
         for variant in args.variants:
-            with_labels = variant == "ResAD+labels"
+            with_labels = variant.startswith("ResAD+labels")
             X_parts, y_parts, g_parts = [], [], []
             for name in seen:
                 X, y = categories[name]
@@ -119,8 +125,10 @@ def main():
             detectors[variant] = ResADDetector(
                 n_reference=args.n_reference,
                 use_anomaly_labels=with_labels,
+                constraintor="off" if variant.endswith("constraintor-off") else "auto",
                 n_coupling_blocks=args.n_coupling_blocks,
                 hidden_ratio=args.hidden_ratio,
+                clamp=args.clamp,
                 epochs=args.epochs,
                 random_state=split,
                 device="cpu",
