@@ -24,7 +24,7 @@ FAST_DETECTORS = [
         random_state=0,
         device="cpu",
     ),
-    LAMPAutoencoderDetector(epochs=3, random_state=0, device="cpu"),
+    LAMPAutoencoderDetector(amplification=1.0, epochs=3, random_state=0, device="cpu"),
     LAMPAutoencoderDetector(
         amplification=5.0, amplify_per="sample", epochs=3, random_state=0, device="cpu"
     ),
