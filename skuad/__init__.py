@@ -1,6 +1,7 @@
 """skuad: deep anomaly detectors that behave like scikit-learn estimators."""
 
 from skuad._training import TrainingDivergedError
+from skuad.base import SkuadVersionWarning
 from skuad.clad import CLADDetector
 from skuad.deep_svdd import DeepSVDD
 from skuad.lamp import LAMPAutoencoderDetector
@@ -13,6 +14,7 @@ __all__ = [
     "DeepSVDD",
     "LAMPAutoencoderDetector",
     "ResADDetector",
+    "SkuadVersionWarning",
     "TrainingDivergedError",
     "__version__",
 ]

@@ -29,6 +29,11 @@ from skuad._training import (
     train_module,
 )
 
+
+class SkuadVersionWarning(UserWarning):
+    """A detector is being loaded under another skuad version than the one that saved it."""
+
+
 # Scoring needs no gradients, so it can use batches larger than training's; this many rows
 # at a time keeps memory bounded while amortising per-batch overhead.
 _MIN_SCORING_BATCH = 1024
@@ -149,7 +154,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             self.scaler_ = self._fit_scaler(X)
             with seeded(seed):
-                self._fit_network(self._scale(X), seed, device, **fit_args)
+                self._fit_network(self._network_input(X), seed, device, **fit_args)
             train_scores = self._score_rows(X)
             if self.contamination == "auto":
                 self.offset_ = self._auto_offset(train_scores)
@@ -229,7 +234,10 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             scaler = StandardScaler().fit(X.reshape(-1, 1) if self.image_shape is not None else X)
-        if not (np.all(np.isfinite(scaler.mean_)) and np.all(np.isfinite(scaler.scale_))):
+        # An infinite variance makes StandardScaler treat the column as constant (scale 1),
+        # so the variance itself must be checked, not only the scale.
+        statistics = (scaler.mean_, scaler.var_, scaler.scale_)
+        if not all(np.all(np.isfinite(stat)) for stat in statistics):
             raise ValueError(
                 "X has values too large in magnitude to standardise (their variance overflows "
                 "float64); rescale the features first."
@@ -244,6 +252,19 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             scaled = self.scaler_.transform(rows)
         return np.asarray(scaled, dtype=np.float32)
 
+    def _network_input(self, rows):
+        """``_scale(rows)``, refusing values that overflow float32 once scaled."""
+        # Overflow is reported below as a ValueError that names it; numpy's warning adds nothing.
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = self._scale(rows)
+        if not np.all(np.isfinite(scaled)):
+            raise ValueError(
+                "X holds values too large in magnitude for the network: once standardised "
+                "with the training statistics they exceed the float32 range (about "
+                f"{np.finfo(np.float32).max:.1e}). Rescale the features or remove such rows."
+            )
+        return scaled
+
     # ------------------------------------------------------------------ scoring
     def _scoring_batch_size(self):
         return max(self.batch_size, _MIN_SCORING_BATCH)
@@ -256,11 +277,19 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
 
     def _score_rows(self, X):
         module = inference_copy(self._scoring_module)
-        batches = forward_in_batches(module, X, self._scoring_batch_size(), transform=self._scale)
+        batches = forward_in_batches(
+            module, X, self._scoring_batch_size(), transform=self._network_input
+        )
+        # Each batch's scores are copied into one preallocated array and the batch's tensors
+        # freed: holding every batch's small score tensor until the end pins the allocator's
+        # memory around it, and resident memory then grows with the number of rows.
+        scores = np.empty(len(X), dtype=np.float64)
+        start = 0
         with torch.no_grad():
-            scores = np.concatenate(
-                [self._score_batch(out, x).double().cpu().numpy() for x, out in batches]
-            )
+            for x, out in batches:
+                batch_scores = self._score_batch(out, x).double().cpu().numpy()
+                scores[start : start + len(batch_scores)] = batch_scores
+                start += len(batch_scores)
         if not np.all(np.isfinite(scores)):
             raise ValueError(
                 "The network produced non-finite scores; the input may hold values far outside "
@@ -311,6 +340,29 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,), dtype int
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    # ------------------------------------------------------------------ persistence
+    def __getstate__(self):
+        # Record the skuad version so that loading under another one can warn: fitted
+        # networks and attributes are only guaranteed to mean the same within one version.
+        from skuad import __version__
+
+        return {**super().__getstate__(), "_skuad_version": __version__}
+
+    def __setstate__(self, state):
+        from skuad import __version__
+
+        state = dict(state)
+        saved_version = state.pop("_skuad_version", "unknown (saved without a version)")
+        if saved_version != __version__:
+            warnings.warn(
+                f"Loading a {type(self).__name__} saved with skuad {saved_version} under skuad "
+                f"{__version__}. It may fail or score differently; refit it under skuad "
+                f"{__version__}, or load it with skuad {saved_version}.",
+                SkuadVersionWarning,
+                stacklevel=2,
+            )
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
