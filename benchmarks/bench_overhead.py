@@ -1,0 +1,392 @@
+"""Training overhead and scaling of skuad's detectors (the tables of docs/performance.rst).
+
+Two parts, each a sub-command:
+
+``overhead``
+    For every skuad detector, every training stage it runs (found by wrapping the spine's
+    ``train_module``): the per-epoch time of skuad's skorch training against a hand-written
+    torch loop that trains a copy of the *same initial network* with the same loss, optimizer,
+    batch size and data, run right after it (so both see the same machine load). The skorch
+    time per epoch is skorch's own ``history[:, 'dur']``; the plain loop is timed around its
+    epoch. Medians over epochs and repeats. Then whole ``fit`` time per epoch against PyOD's
+    DeepSVDD and AutoEncoder at equal epochs, batch size and layer widths.
+
+``scaling``
+    DeepSVDD (and, with ``--detectors``, others) on the ADBench ``11_donors`` and ``16_http``
+    sets at 10k, 100k and all rows (a seeded random subset of the rows): fit time, scoring
+    time and peak memory growth during fit and during scoring. Each configuration runs in a
+    fresh Python process so that no memory pool from an earlier run is reused. Peak memory is
+    resident-set growth sampled every 5 ms (``skuad.benchmark.PeakRSS``), above the level
+    reached once the data are loaded.
+
+Examples::
+
+    nice python benchmarks/bench_overhead.py overhead --threads 1
+    nice python benchmarks/bench_overhead.py scaling --threads 1 --epochs 2
+"""
+
+import argparse
+import copy
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import clone
+
+import skuad.base
+from skuad._training import OPTIMIZERS
+from skuad.benchmark import PeakRSS, make_detector, pyod_available, skuad_detectors
+
+DEFAULT_DATA_DIR = Path("..") / "shared" / "data" / "adbench" / "classical"
+RESULTS = Path("benchmarks") / "results" / "overhead"
+
+# Small but typical settings for each detector in the overhead runs: the same widths as the
+# PyOD comparison where a detector has them, and few epochs per stage.
+OVERHEAD_PARAMS = {
+    "DeepSVDD": {"hidden_layer_sizes": (64,), "representation_dim": 32},
+    "LAMPAutoencoderDetector": {"hidden_layer_sizes": (64,), "latent_dim": 32},
+}
+# Detectors with more than one training stage take one epoch count per stage.
+STAGE_EPOCHS = {"DeepSVDD": ["pretrain_epochs"], "CLADDetector": ["pretrain_epochs", "dec_epochs"]}
+
+
+# ---------------------------------------------------------------------------- overhead
+def plain_torch_epochs(module, criterion, X, y, options, n_epochs, seed, device):
+    """Seconds per epoch of a hand-written loop: shuffle, slice a batch, step, log the loss."""
+    module.to(device).train()
+    parameters = list(module.parameters())
+    if isinstance(criterion, torch.nn.Module):
+        criterion.to(device).train()
+        parameters += list(criterion.parameters())
+    extra = {"momentum": options.momentum} if options.optimizer == "sgd" else {}
+    optimizer = OPTIMIZERS[options.optimizer](
+        parameters, lr=options.lr, weight_decay=options.weight_decay, **extra
+    )
+    X = torch.as_tensor(X, device=device)
+    y = None if y is None else torch.as_tensor(y, device=device)
+    n_rows = len(X)
+    batch_size = min(options.batch_size, n_rows)
+    # As skuad does: no trailing batch of one row (BatchNorm cannot train on it).
+    stop = n_rows - 1 if n_rows > batch_size and n_rows % batch_size == 1 else n_rows
+    generator = torch.Generator().manual_seed(seed)
+    seconds = []
+    for _ in range(n_epochs):
+        start = time.perf_counter()
+        order = torch.randperm(n_rows, generator=generator).to(device)
+        total = 0.0
+        for first in range(0, stop, batch_size):
+            rows = order[first : first + batch_size]
+            x = X[rows]
+            optimizer.zero_grad()
+            loss = criterion(module(x), x if y is None else y[rows])
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+class StageRecorder:
+    """Wraps the spine's ``train_module``: times each stage and replays it as a plain loop."""
+
+    def __init__(self):
+        self.stages = []
+        self.original = skuad.base.train_module
+
+    def __call__(self, module, criterion, X, options, *, seed, device, callbacks=(), y=None):
+        initial_module = copy.deepcopy(module)
+        initial_criterion = copy.deepcopy(criterion)
+        net = self.original(
+            module, criterion, X, options, seed=seed, device=device, callbacks=callbacks, y=y
+        )
+        skorch_seconds = list(net.history[:, "dur"])
+        plain_seconds = plain_torch_epochs(
+            initial_module, initial_criterion, X, y, options, len(skorch_seconds), seed, device
+        )
+        self.stages.append(
+            {
+                "module": type(module).__name__,
+                "rows": len(X),
+                "batch_size": min(options.batch_size, len(X)),
+                "epochs": len(skorch_seconds),
+                "skorch": skorch_seconds,
+                "plain": plain_seconds,
+            }
+        )
+        return net
+
+    def __enter__(self):
+        skuad.base.train_module = self
+        return self
+
+    def __exit__(self, *exc):
+        skuad.base.train_module = self.original
+        return False
+
+
+def _median_epoch(seconds):
+    # The first epoch pays one-off costs (allocator warm-up) in both loops; leave it out.
+    return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
+
+
+def overhead(args):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(args.rows, args.features))
+    rows = []
+    for name in args.detectors or list(skuad_detectors()):
+        params = {"epochs": args.epochs, **OVERHEAD_PARAMS.get(name, {})}
+        params.update(dict.fromkeys(STAGE_EPOCHS.get(name, []), args.epochs))
+        per_stage = {}
+        for repeat in range(args.repeats):
+            with StageRecorder() as recorder:
+                make_detector(name, params, seed=repeat, device=args.device).fit(X)
+            for index, stage in enumerate(recorder.stages):
+                entry = per_stage.setdefault(index, {**stage, "skorch": [], "plain": []})
+                entry["skorch"].append(_median_epoch(stage["skorch"]))
+                entry["plain"].append(_median_epoch(stage["plain"]))
+        for index, stage in per_stage.items():
+            skorch_s = statistics.median(stage["skorch"])
+            plain_s = statistics.median(stage["plain"])
+            rows.append(
+                {
+                    "detector": name,
+                    "stage": f"{index + 1}: {stage['module']}",
+                    "epochs": stage["epochs"],
+                    "skuad_ms_per_epoch": 1e3 * skorch_s,
+                    "plain_ms_per_epoch": 1e3 * plain_s,
+                    "ratio": skorch_s / plain_s,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    pyod_rows = pyod_comparison(args, X) if pyod_available() and not args.no_pyod else []
+    return rows, pyod_rows
+
+
+def pyod_comparison(args, X):
+    """Whole-fit seconds per epoch, skuad vs PyOD, equal epochs, batch size and widths."""
+    pairs = [
+        (
+            "DeepSVDD",
+            {"pretrain": False, "hidden_layer_sizes": (64,), "representation_dim": 32},
+            "PyODDeepSVDD",
+            {"hidden_neurons": [64, 32], "epochs": args.epochs, "batch_size": 128},
+        ),
+        (
+            "LAMPAutoencoderDetector",
+            {"amplification": 0.0, "hidden_layer_sizes": (64,), "latent_dim": 32},
+            "PyODAutoEncoder",
+            {"hidden_neuron_list": [64, 32], "epoch_num": args.epochs, "batch_size": 128},
+        ),
+    ]
+    rows = []
+    for skuad_name, skuad_params, pyod_name, pyod_params in pairs:
+        if skuad_name not in skuad_detectors():
+            continue
+        times = {skuad_name: [], pyod_name: []}
+        scoring = {skuad_name: [], pyod_name: []}
+        for repeat in range(args.repeats):
+            # Alternate the two so both see the same machine load.
+            for name, params in (
+                (skuad_name, {"epochs": args.epochs, "batch_size": 128, **skuad_params}),
+                (pyod_name, pyod_params),
+            ):
+                detector = make_detector(name, params, seed=repeat, device=args.device)
+                start = time.perf_counter()
+                detector.fit(X)
+                times[name].append((time.perf_counter() - start) / args.epochs)
+                start = time.perf_counter()
+                detector.score_samples(X)
+                scoring[name].append(len(X) / (time.perf_counter() - start))
+        skuad_s, pyod_s = (statistics.median(times[n]) for n in (skuad_name, pyod_name))
+        rows.append(
+            {
+                "skuad": skuad_name,
+                "pyod": pyod_name,
+                "epochs": args.epochs,
+                "skuad_fit_ms_per_epoch": 1e3 * skuad_s,
+                "pyod_fit_ms_per_epoch": 1e3 * pyod_s,
+                "ratio": skuad_s / pyod_s,
+                "skuad_score_rows_per_s": statistics.median(scoring[skuad_name]),
+                "pyod_score_rows_per_s": statistics.median(scoring[pyod_name]),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------- scaling
+def scaling_one(args):
+    """One (detector, dataset, rows) configuration, in this fresh process; prints JSON."""
+    torch.set_num_threads(args.threads)
+    data = np.load(Path(args.data_dir) / f"{args.dataset}.npz", allow_pickle=True)
+    X = np.ascontiguousarray(data["X"], dtype=np.float64)
+    if args.n_rows < len(X):
+        X = X[np.sort(np.random.RandomState(0).choice(len(X), args.n_rows, replace=False))]
+    params = {"epochs": args.epochs}
+    params.update(dict.fromkeys(STAGE_EPOCHS.get(args.detector, []), args.epochs))
+    detector = make_detector(args.detector, params, seed=0, device=args.device)
+    # An untimed fit on a few rows first: imports, allocator and kernel warm-up are one-off
+    # costs of the process, not of the number of rows.
+    clone(detector).set_params(epochs=1).fit(X[:512])
+    with PeakRSS() as fit_memory:
+        start = time.perf_counter()
+        detector.fit(X)
+        fit_s = time.perf_counter() - start
+    with PeakRSS() as score_memory:
+        start = time.perf_counter()
+        scores = detector.score_samples(X)
+        score_s = time.perf_counter() - start
+    assert np.all(np.isfinite(scores))
+    print(
+        json.dumps(
+            {
+                "detector": args.detector,
+                "device": args.device,
+                "dataset": args.dataset,
+                "rows": len(X),
+                "features": X.shape[1],
+                "epochs": args.epochs,
+                "data_mib": X.nbytes / 2**20,
+                "fit_s": fit_s,
+                "fit_us_per_row": 1e6 * fit_s / len(X),
+                "fit_peak_mib": fit_memory.peak_mib,
+                "score_s": score_s,
+                "score_us_per_row": 1e6 * score_s / len(X),
+                "score_peak_mib": score_memory.peak_mib,
+            }
+        ),
+        flush=True,
+    )
+
+
+def scaling(args):
+    rows = []
+    for detector in args.detectors or ["DeepSVDD"]:
+        for dataset in args.datasets:
+            n_total = len(np.load(Path(args.data_dir) / f"{dataset}.npz", allow_pickle=True)["y"])
+            sizes = sorted({min(n, n_total) for n in args.sizes} | {n_total})
+            sizes = [n for n in sizes if n <= args.max_rows]
+            for n_rows in sizes:
+                command = [
+                    sys.executable,
+                    __file__,
+                    "scaling-one",
+                    "--detector",
+                    detector,
+                    "--dataset",
+                    dataset,
+                    "--n-rows",
+                    str(n_rows),
+                    "--epochs",
+                    str(args.epochs),
+                    "--threads",
+                    str(args.threads),
+                    "--data-dir",
+                    str(args.data_dir),
+                    "--device",
+                    args.device,
+                ]
+                output = subprocess.run(command, capture_output=True, text=True, check=True)
+                rows.append(json.loads(output.stdout.strip().splitlines()[-1]))
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------- tables
+def rst_table(rows, columns):
+    """A simple reStructuredText table of ``rows`` (dicts) with ``(key, title, format)``."""
+    cells = [[title for _, title, _ in columns]]
+    for row in rows:
+        cells.append([fmt.format(row[key]) for key, _, fmt in columns])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [rule, "  ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)), rule]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in cells[1:]
+    ]
+    return "\n".join([*lines, rule])
+
+
+OVERHEAD_COLUMNS = [
+    ("detector", "Detector", "{}"),
+    ("stage", "Training stage", "{}"),
+    ("skuad_ms_per_epoch", "skuad ms/epoch", "{:.1f}"),
+    ("plain_ms_per_epoch", "plain torch ms/epoch", "{:.1f}"),
+    ("ratio", "ratio", "{:.2f}"),
+]
+PYOD_COLUMNS = [
+    ("skuad", "skuad", "{}"),
+    ("pyod", "PyOD", "{}"),
+    ("skuad_fit_ms_per_epoch", "skuad fit ms/epoch", "{:.0f}"),
+    ("pyod_fit_ms_per_epoch", "PyOD fit ms/epoch", "{:.0f}"),
+    ("ratio", "ratio", "{:.2f}"),
+    ("skuad_score_rows_per_s", "skuad score rows/s", "{:,.0f}"),
+    ("pyod_score_rows_per_s", "PyOD score rows/s", "{:,.0f}"),
+]
+SCALING_COLUMNS = [
+    ("detector", "Detector", "{}"),
+    ("device", "Device", "{}"),
+    ("dataset", "Dataset", "{}"),
+    ("rows", "Rows", "{:,}"),
+    ("data_mib", "X MiB", "{:.1f}"),
+    ("fit_s", "fit s", "{:.1f}"),
+    ("fit_us_per_row", "fit us/row", "{:.1f}"),
+    ("fit_peak_mib", "fit peak MiB", "{:.0f}"),
+    ("score_s", "score s", "{:.2f}"),
+    ("score_us_per_row", "score us/row", "{:.2f}"),
+    ("score_peak_mib", "score peak MiB", "{:.1f}"),
+]
+
+
+def write(name, text):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / name).write_text(text + "\n")
+    print(text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=["overhead", "scaling", "scaling-one"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu", help="'cpu' (default), 'cuda', 'auto'")
+    parser.add_argument("--detectors", nargs="*", help="skuad detector class names")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=20_000, help="overhead: synthetic rows")
+    parser.add_argument("--features", type=int, default=10, help="overhead: synthetic columns")
+    parser.add_argument("--no-pyod", action="store_true")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--datasets", nargs="*", default=["11_donors", "16_http"])
+    parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000])
+    parser.add_argument("--max-rows", type=int, default=math.inf, help="scaling: row cap")
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)
+    parser.add_argument("--detector", help=argparse.SUPPRESS)
+    parser.add_argument("--n-rows", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.part == "scaling-one":
+        return scaling_one(args)
+    command = "python benchmarks/bench_overhead.py " + " ".join(sys.argv[1:])
+    if args.part == "overhead":
+        args.epochs = args.epochs or 5
+        rows, pyod_rows = overhead(args)
+        text = f"Command: ``{command}``\n\n" + rst_table(rows, OVERHEAD_COLUMNS)
+        if pyod_rows:
+            text += "\n\n" + rst_table(pyod_rows, PYOD_COLUMNS)
+        write("overhead.rst", text)
+        (RESULTS / "overhead.json").write_text(json.dumps(rows + pyod_rows, indent=1))
+    else:
+        args.epochs = args.epochs or 2
+        rows = scaling(args)
+        write("scaling.rst", f"Command: ``{command}``\n\n" + rst_table(rows, SCALING_COLUMNS))
+        (RESULTS / "scaling.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
