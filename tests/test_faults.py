@@ -75,9 +75,9 @@ def test_diverging_training_raises_and_keeps_the_previous_state(
     assert_state_kept(detector, state, X, scores)
     if not fitted_before:
         assert fitted_attributes(detector) == []
-    monkeypatch.undo()
-    # The failure left nothing behind that stops a later fit.
-    assert np.all(np.isfinite(detector.fit(X).score_samples(X)))
+        monkeypatch.undo()
+        # The failure left nothing behind that stops a later fit.
+        assert np.all(np.isfinite(detector.fit(X).score_samples(X)))
 
 
 def test_a_huge_learning_rate_really_diverges_and_says_what_to_try(X):

@@ -1,5 +1,6 @@
 """Saving and loading every registry estimator: exact round trips, versions, devices."""
 
+import copy
 import pickle
 import re
 import warnings
@@ -23,28 +24,38 @@ def X():
     return np.random.RandomState(0).normal(size=(30, 4))
 
 
+_FITTED = {}
+
+
+def fitted_copy(estimator, X):
+    """A fresh copy of ``estimator`` fitted on ``X`` (one fit per registry entry per session)."""
+    if id(estimator) not in _FITTED:
+        _FITTED[id(estimator)] = clone(estimator).fit(X)
+    return copy.deepcopy(_FITTED[id(estimator)])
+
+
 def skorch_nets(detector):
     return [value for value in vars(detector).values() if isinstance(value, NeuralNet)]
 
 
 @registry
 def test_pickle_and_joblib_round_trips_score_identically(estimator, X, tmp_path):
-    detector = clone(estimator).fit(X)
+    detector = fitted_copy(estimator, X)
     X_new = np.random.RandomState(1).normal(size=(7, 4))
     joblib.dump(detector, tmp_path / "model.joblib")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # same version: loading must not warn
         restored = [pickle.loads(pickle.dumps(detector)), joblib.load(tmp_path / "model.joblib")]
-    for copy in restored:
-        assert "_skuad_version" not in vars(copy)
-        np.testing.assert_array_equal(copy.score_samples(X_new), detector.score_samples(X_new))
-        np.testing.assert_array_equal(copy.predict(X_new), detector.predict(X_new))
-        assert copy.offset_ == detector.offset_
+    for loaded in restored:
+        assert "_skuad_version" not in vars(loaded)
+        np.testing.assert_array_equal(loaded.score_samples(X_new), detector.score_samples(X_new))
+        np.testing.assert_array_equal(loaded.predict(X_new), detector.predict(X_new))
+        assert loaded.offset_ == detector.offset_
 
 
 @registry
 def test_a_saved_model_records_the_skuad_version_and_warns_under_another(estimator, X, monkeypatch):
-    detector = clone(estimator).fit(X)
+    detector = fitted_copy(estimator, X)
     assert detector.__getstate__()["_skuad_version"] == skuad.__version__
     saved = pickle.dumps(detector)
     message = f"saved with skuad {re.escape(skuad.__version__)} under skuad 99\\.0"
@@ -56,7 +67,7 @@ def test_a_saved_model_records_the_skuad_version_and_warns_under_another(estimat
 
 
 def test_a_state_without_a_version_warns_as_unknown(X):
-    detector = clone(FAST_DETECTORS[0]).fit(X)
+    detector = fitted_copy(FAST_DETECTORS[0], X)
     state = detector.__getstate__()
     del state["_skuad_version"]
     blank = type(detector).__new__(type(detector))
@@ -70,7 +81,7 @@ def test_a_model_saved_for_cuda_loads_and_scores_on_a_cpu_only_machine(estimator
     # Without a GPU the CUDA path is simulated: the nets are marked as living on 'cuda' when
     # saved, so loading goes through skorch's map_location fallback to the CPU exactly as a
     # CUDA-trained model does. Tensors really stored on a GPU are covered by the test below.
-    detector = clone(estimator).fit(X)
+    detector = fitted_copy(estimator, X)
     expected = detector.score_samples(X)
     nets = skorch_nets(detector)
     assert nets, "expected the fitted networks to be held in skorch nets"
