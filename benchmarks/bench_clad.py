@@ -124,9 +124,13 @@ def run_task(suite, task, X, y, image_shape, seed, args):
         rows = rng.choice(len(X_test), args.max_test_rows, replace=False)
         X_test, y_test = X_test[rows], y_test[rows]
     common = dict(image_shape=image_shape, device="cpu", random_state=seed)
+    clad_budget, svdd_budget = dict(CLAD_BUDGET[suite]), dict(DEEPSVDD_BUDGET[suite])
+    if args.epochs is not None:
+        clad_budget = dict(pretrain_epochs=args.epochs, dec_epochs=args.epochs, epochs=args.epochs)
+        svdd_budget = dict(pretrain_epochs=args.epochs, epochs=args.epochs)
     models = {
-        "CLAD": CLADDetector(n_clusters=args.n_clusters, **CLAD_BUDGET[suite], **common),
-        "DeepSVDD": DeepSVDD(**DEEPSVDD_BUDGET[suite], **common),
+        "CLAD": CLADDetector(n_clusters=args.n_clusters, **clad_budget, **common),
+        "DeepSVDD": DeepSVDD(**svdd_budget, **common),
         "IsolationForest": IsolationForest(random_state=seed),
     }
     if args.lamp and hasattr(skuad, "LAMPAutoencoderDetector"):
@@ -183,6 +187,9 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="*", default=ADBENCH_SETS)
     parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--epochs", type=int, help="every epoch budget of CLAD and DeepSVDD (default: per suite)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n-clusters", type=int, default=10)
     parser.add_argument("--odin-epsilon", type=float, default=0.05)
