@@ -267,6 +267,10 @@ class CLADDetector(BaseDeepDetector):
       (3x3 stem, no max-pool) instead of the ImageNet ResNet-18.
     * AUROCs below 0.5 are never flipped (the authors' metric replaces them by 1 - AUROC).
 
+    CLAD suits anomalies that lie *between* normal sub-classes. Far from all training data a
+    ReLU classifier's confidence grows, so anomalies far outside the data (typical of tabular
+    benchmarks) can score as *more* normal than normal data; see the user guide's benchmarks.
+
     References
     ----------
     .. [1] Park, J., Moon, J.-H., Ahn, N., Sohn, K.-A. "What is Wrong with One-Class Anomaly
