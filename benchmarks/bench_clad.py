@@ -158,7 +158,10 @@ def run_task(suite, task, X, y, image_shape, seed, args):
 
 def summarise(results, suite):
     table = results.pivot_table(index="task", columns="model", values="auroc", aggfunc="mean")
-    spread = results.pivot_table(index="task", columns="model", values="auroc", aggfunc="std")
+    # One seed has no spread: keep its NaN column rather than dropping it.
+    spread = results.pivot_table(
+        index="task", columns="model", values="auroc", aggfunc="std", dropna=False
+    )
     order = [m for m in ["CLAD", "CLAD-ODIN", "DeepSVDD", "LAMP", "IsolationForest"] if m in table]
     lines = []
     header = ["task", *order]
@@ -187,6 +190,7 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="*", default=ADBENCH_SETS)
     parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument(
         "--epochs", type=int, help="every epoch budget of CLAD and DeepSVDD (default: per suite)"
     )
@@ -218,7 +222,7 @@ def main(argv=None):
     records = []
     start = time.perf_counter()
     for task, X, y, image_shape in tasks:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             records += run_task(args.suite, task, X, y, image_shape, seed, args)
     results = pd.DataFrame(records)
     summary = summarise(results, args.suite)
