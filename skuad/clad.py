@@ -187,9 +187,9 @@ class CLADDetector(BaseDeepDetector):
         ODIN input-perturbation step, in the units of the standardised input. With
         ``temperature=1`` and ``epsilon=0`` the score is the plain maximum softmax probability
         (its logarithm).
-    contamination : 'auto' or float in (0, 0.5], default=0.1
+    contamination : 'auto' or float in (0, 0.5], default='auto'
         Expected fraction of outliers: ``offset_`` is that percentile of the training scores
-        (``'auto'`` uses 0.1).
+        (``'auto'`` uses 0.1, as the method has no threshold of its own).
     image_shape : tuple (C, H, W) or None, default=None
         When given, each row of ``X`` is a flattened image of this shape; a convolutional
         autoencoder and a small ResNet classifier are used.
@@ -327,7 +327,7 @@ class CLADDetector(BaseDeepDetector):
         classifier_hidden=None,
         temperature=1000.0,
         epsilon=0.0,
-        contamination=0.1,
+        contamination="auto",
         image_shape=None,
         epochs=100,
         batch_size=128,

@@ -62,9 +62,9 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
         ``image_shape``, the number of filters of each convolutional block.
     latent_dim : int, default=8
         Bottleneck size; for vectors it is clipped to the number of features.
-    contamination : 'auto' or float in (0, 0.5], default=0.1
+    contamination : 'auto' or float in (0, 0.5], default='auto'
         Expected fraction of outliers, used to set ``offset_`` as that percentile of the
-        training scores (``'auto'``: 0.1).
+        training scores (``'auto'``: 0.1, as the method has no threshold of its own).
     image_shape : tuple (C, H, W) or None, default=None
         When given, each row of ``X`` is a flattened image and convolutional networks are used.
     epochs : int, default=100
@@ -170,7 +170,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
         reconstruction_error="mse",
         hidden_layer_sizes=(64, 32),
         latent_dim=8,
-        contamination=0.1,
+        contamination="auto",
         image_shape=None,
         epochs=100,
         batch_size=64,
