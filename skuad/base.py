@@ -228,25 +228,33 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
                 )
         return X
 
+    def _make_scaler(self):
+        """The (unfitted) scikit-learn scaler that maps inputs to the network's units."""
+        return StandardScaler()
+
+    def _scales_globally(self):
+        """One scale for all values (images: keeps contrast) instead of one per feature."""
+        return self.image_shape is not None
+
     def _fit_scaler(self, X):
-        """Standardise features; images get one mean and scale for all pixels (keeps contrast)."""
+        """Fit ``_make_scaler()`` per feature, or on all values at once when scaling globally."""
         # Overflow is detected below and reported as a ValueError, so numpy's warnings are noise.
         with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            scaler = StandardScaler().fit(X.reshape(-1, 1) if self.image_shape is not None else X)
-        # An infinite variance makes StandardScaler treat the column as constant (scale 1),
-        # so the variance itself must be checked, not only the scale.
-        statistics = (scaler.mean_, scaler.var_, scaler.scale_)
+            scaler = self._make_scaler().fit(X.reshape(-1, 1) if self._scales_globally() else X)
+        # An infinite variance or range makes scikit-learn's scalers treat the column as
+        # constant (scale 1), so every fitted statistic is checked, not only the scale.
+        statistics = [v for k, v in vars(scaler).items() if k.endswith("_") and hasattr(v, "dtype")]
         if not all(np.all(np.isfinite(stat)) for stat in statistics):
             raise ValueError(
-                "X has values too large in magnitude to standardise (their variance overflows "
+                "X has values too large in magnitude to scale (their spread overflows "
                 "float64); rescale the features first."
             )
         return scaler
 
     def _scale(self, rows):
         """Scaled float32 copy of ``rows`` (the network's input units)."""
-        if self.image_shape is not None:
+        if self._scales_globally():
             scaled = self.scaler_.transform(rows.reshape(-1, 1)).reshape(rows.shape)
         else:
             scaled = self.scaler_.transform(rows)

@@ -257,18 +257,9 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
             errors = errors.mean(dim=1)
         return float((self.amplification * errors > 1.0 - self.extension_delta).double().mean())
 
-    def _fit_scaler(self, X):
-        """Min-max scaling to [0, 1]; images share one range for all pixels (keeps contrast)."""
-        rows = X.reshape(-1, 1) if self.image_shape is not None else X
-        scaler = MinMaxScaler().fit(rows)
-        if not (np.all(np.isfinite(scaler.scale_)) and np.all(np.isfinite(scaler.min_))) or (
-            np.any(scaler.scale_ == 0)
-        ):
-            raise ValueError(
-                "X has values too large in magnitude to scale to [0, 1] (their range overflows "
-                "float64); rescale the features first."
-            )
-        return scaler
+    def _make_scaler(self):
+        # Min-max to [0, 1]: the log amplification needs residuals below 1 (lamp.rst).
+        return MinMaxScaler()
 
     def _score_batch(self, reconstruction, x):
         return -reconstruction_error(

@@ -516,16 +516,8 @@ class ResADDetector(BaseDeepDetector):
     def _score_batch(self, output, x):
         return output
 
-    def _fit_scaler(self, X):
-        if self.feature_scaling == "per-feature":
-            return super()._fit_scaler(X)
-        return super()._fit_scaler(X.reshape(-1, 1))
-
-    def _scale(self, rows):
-        if self.feature_scaling == "per-feature":
-            return super()._scale(rows)
-        scaled = (rows - self.scaler_.mean_[0]) / self.scaler_.scale_[0]
-        return np.asarray(scaled, dtype=np.float32)
+    def _scales_globally(self):
+        return self.feature_scaling == "global"
 
     def _fit_network(self, X, seed, device, y=None, groups=None):
         if self.image_shape is not None:
