@@ -7,6 +7,7 @@ rows to :func:`train_module` and read the fitted net back.
 import contextlib
 import dataclasses
 import math
+import threading
 from copy import deepcopy
 
 import torch
@@ -56,11 +57,20 @@ def resolve_device(device):
     return resolved
 
 
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded(seed):
-    """Seed torch for the block and give the caller's global RNG state back afterwards."""
+    """Seed torch for the block and give the caller's global RNG state back afterwards.
+
+    Weight initialisation and dropout draw from torch's one global generator, so two fits in
+    threads of one process (joblib's threading or Dask's threaded workers) would interleave
+    their draws and lose reproducibility; the lock makes such fits take turns. Fits in
+    separate processes do not share the generator and still run in parallel.
+    """
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 

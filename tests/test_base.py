@@ -124,3 +124,15 @@ def test_verbose_prints_training_progress_and_quiet_prints_nothing(blobs, capsys
     DeepSVDD(**{**FAST, "verbose": 1}).fit(X)
     captured = capsys.readouterr()
     assert "train_loss" in captured.out + captured.err
+
+
+def test_fits_in_parallel_threads_are_as_reproducible_as_sequential_ones(blobs):
+    # Threads share torch's global generator; concurrent fits must not mix their draws.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = blobs
+    expected = DeepSVDD(**FAST).fit(X).score_samples(X)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: DeepSVDD(**FAST).fit(X).score_samples(X), range(8)))
+    for scores in results:
+        np.testing.assert_array_equal(scores, expected)
