@@ -15,7 +15,6 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
-from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -113,23 +112,32 @@ class InterruptibleNet(NeuralNet):
     """
 
     def fit_loop(self, X, y=None, **fit_params):
+        self._modes_set = {}
         try:
             return super().fit_loop(X, y, **fit_params)
         except StopTraining:
             return self
         except KeyboardInterrupt as exc:
             raise _FitInterrupted from exc
+        finally:
+            # Outside fit, flags may change behind the net's back: set the whole tree each time.
+            self._modes_set = None
 
     def _set_training(self, training=True):
         # skorch calls module.train(mode) before every batch; that walks the module tree and
         # rewrites every flag through nn.Module.__setattr__, about a tenth of a small
-        # network's step. Reading the flags is cheaper, so switch only when one differs.
+        # network's step. During a fit every mode change comes through here, so once a
+        # module's whole tree has been set to a mode, its top flag says whether it still is.
+        modes_set = getattr(self, "_modes_set", None)
         for name in self._modules + self._criteria:
             module = getattr(self, name + "_")
-            if isinstance(module, torch.nn.Module) and any(
-                sub.training != training for sub in module.modules()
-            ):
+            if not isinstance(module, torch.nn.Module):
+                continue
+            if modes_set is None:
                 module.train(training)
+            elif modes_set.get(name) is not training or module.training != training:
+                module.train(training)
+                modes_set[name] = training
 
 
 class DetectorNet(InterruptibleNet):
@@ -182,13 +190,14 @@ class RowDataset(torch.utils.data.Dataset):
     def __init__(self, X, y=None, length=None):
         self.X = torch.as_tensor(X)
         self.y = None if y is None else torch.as_tensor(y)
+        self._no_target = torch.zeros(())
 
     def __len__(self):
         return len(self.X)
 
     def __getitem__(self, index):
         index = torch.as_tensor(index)
-        return self.X[index], torch.zeros(()) if self.y is None else self.y[index]
+        return self.X[index], self._no_target if self.y is None else self.y[index]
 
 
 def batch_loader(dataset, batch_size, shuffle=False, generator=None, drop_last=False):
@@ -196,36 +205,65 @@ def batch_loader(dataset, batch_size, shuffle=False, generator=None, drop_last=F
 
     torch's default loader indexes skorch's ``Dataset`` row by row and collates the rows,
     which for small tabular networks costs about as much as the training step itself.
-    Drawing a batch of indices and indexing :class:`RowDataset` once gives the same batches,
-    in the same order, from the same generator draws as
+    :class:`_SlicedBatches` slices one index tensor per epoch instead and gives the same
+    batches, in the same order, from the same generator draws as
     ``DataLoader(dataset, batch_size, shuffle, generator)``. skorch uses it as
     ``iterator_train`` / ``iterator_valid``.
     """
-    rows = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    return _IndexedBatches(dataset, BatchSampler(rows, batch_size, drop_last), generator)
+    return _SlicedBatches(dataset, batch_size, shuffle, generator, drop_last)
 
 
-class _IndexedBatches:
-    """``dataset[indices]`` for each batch of indices: a ``DataLoader`` without its machinery.
+class _SlicedBatches:
+    """``dataset[order[i:i + batch_size]]`` for each batch: a ``DataLoader`` without its machinery.
 
-    A ``DataLoader`` (even with ``batch_size=None``) spends about a tenth of a small
-    network's training step per batch in its iterator; this loop does not.
+    torch's ``RandomSampler`` draws one ``randperm`` per epoch and hands its entries out as
+    Python ints for ``BatchSampler`` to regroup; slicing the permutation tensor itself skips
+    both (together about a tenth of a small network's training step) and keeps the draws.
     """
 
-    def __init__(self, dataset, batches, generator):
+    def __init__(self, dataset, batch_size, shuffle, generator, drop_last):
         self.dataset = dataset
-        self.batches = batches
+        self.batch_size = batch_size
+        self.shuffle = shuffle
         self.generator = generator
+        self.drop_last = drop_last
 
     def __len__(self):
-        return len(self.batches)
+        n_rows = len(self.dataset)
+        if self.drop_last:
+            return n_rows // self.batch_size
+        return -(-n_rows // self.batch_size)
 
     def __iter__(self):
         # A DataLoader draws a seed for its workers from the generator before sampling; draw
         # it too, so that the batches stay exactly those of the equivalent DataLoader.
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
-        for indices in self.batches:
-            yield self.dataset[indices]
+        n_rows = len(self.dataset)
+        if self.shuffle:
+            generator = self.generator
+            if generator is None:  # what RandomSampler does without a generator
+                seed = int(torch.empty((), dtype=torch.int64).random_().item())
+                generator = torch.Generator().manual_seed(seed)
+            order = torch.randperm(n_rows, generator=generator)
+        else:
+            order = torch.arange(n_rows)
+        dataset, order = _unwrap_subsets(self.dataset, order)
+        stop = n_rows - n_rows % self.batch_size if self.drop_last else n_rows
+        for start in range(0, stop, self.batch_size):
+            yield dataset[order[start : start + self.batch_size]]
+        if self.shuffle:
+            # RandomSampler draws a second permutation for its ``num_samples % n`` tail even
+            # when that tail is empty; keep the generator in step with it for the next epoch.
+            torch.randperm(n_rows, generator=generator)
+
+
+def _unwrap_subsets(dataset, order):
+    """The dataset under any torch ``Subset`` (skorch's ``ValidSplit`` makes them), and
+    ``order`` translated into its row numbers, so that every batch stays a single gather."""
+    while isinstance(dataset, torch.utils.data.Subset):
+        order = torch.as_tensor(dataset.indices)[order]
+        dataset = dataset.dataset
+    return dataset, order
 
 
 def train_module(module, criterion, X, options, *, seed, device, callbacks=(), y=None):
