@@ -9,10 +9,13 @@ the clusters and scores a point by the classifier's confidence: between the grou
 classifier is unsure, so those points score as anomalous.
 
 Two kinds of anomalies are scored separately: points in the gaps between the groups, where
-CLAD's idea applies, and points far outside all groups, where it does not -- a ReLU
-classifier's logits grow linearly away from the data, so its confidence there tends to 1
-(Hein et al., CVPR 2019). Deep SVDD, a distance to one centre, handles the second kind well.
-The plot shows CLAD's self-labels (colours) and both decision boundaries
+CLAD's idea applies, and points far outside all groups. With the paper's linear last layer
+(``classifier_head='linear'``) CLAD fails on the second kind -- a ReLU classifier's logits
+grow linearly away from the data, so its confidence there tends to 1 (Hein et al., CVPR
+2019). skuad's default head for feature vectors, ``'student_t'`` (logits = log Student-t
+kernels to learned prototypes), has a confidence that falls to ``1 / K`` far from the data.
+Deep SVDD, a distance to one centre, handles the far anomalies but not the gaps.
+The plot shows CLAD's self-labels (colours) and the decision boundaries
 (``decision_function = 0``).
 """
 
@@ -33,7 +36,7 @@ X_gap = candidates[in_gap][:100]
 angle = rng.uniform(0, 2 * np.pi, size=100)
 X_far = np.c_[np.cos(angle), np.sin(angle)] * rng.uniform(9, 12, size=(100, 1))
 
-clad = CLADDetector(
+settings = dict(
     n_clusters=4,
     latent_dim=2,
     pretrain_epochs=20,
@@ -42,28 +45,32 @@ clad = CLADDetector(
     temperature=1.0,
     device="cpu",
     random_state=0,
-).fit(X_train)
+)
+clad = CLADDetector(**settings).fit(X_train)  # Student-t head (default for vectors)
+clad_linear = CLADDetector(classifier_head="linear", **settings).fit(X_train)
 svdd = DeepSVDD(epochs=20, pretrain_epochs=20, device="cpu", random_state=0).fit(X_train)
+detectors = [("CLAD (Student-t head)", clad), ("CLAD (linear head)", clad_linear)]
+detectors.append(("DeepSVDD", svdd))
 
-for name, detector in [("CLAD", clad), ("DeepSVDD", svdd)]:
+for name, detector in detectors:
     for kind, X_anomalies in [("gap", X_gap), ("far", X_far)]:
         X_test = np.vstack([X_normal, X_anomalies])
         y_test = np.r_[np.zeros(len(X_normal)), np.ones(len(X_anomalies))]  # 1 = anomaly
         auroc = roc_auc_score(y_test, -detector.score_samples(X_test))
-        print(f"{name:8s} AUROC on {kind} anomalies {auroc:.3f}")
+        print(f"{name:22s} AUROC on {kind} anomalies {auroc:.3f}")
 print("CLAD self-labels per cluster:", np.bincount(clad.labels_))
 
 xx, yy = np.meshgrid(np.linspace(-12, 12, 120), np.linspace(-12, 12, 120))
 grid = np.c_[xx.ravel(), yy.ravel()]
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), sharey=True)
-for ax, (name, detector) in zip(axes, [("CLAD", clad), ("DeepSVDD", svdd)], strict=True):
+fig, axes = plt.subplots(1, 3, figsize=(13, 4.5), sharey=True)
+for ax, (name, detector) in zip(axes, detectors, strict=True):
     decision = detector.decision_function(grid).reshape(xx.shape)
     ax.contourf(xx, yy, decision, levels=20, cmap="Blues_r", alpha=0.6)
     ax.contour(xx, yy, decision, levels=[0], colors="k")
-    colours = clad.labels_ if name == "CLAD" else np.zeros(len(X_train))
+    colours = detector.labels_ if name.startswith("CLAD") else np.zeros(len(X_train))
     ax.scatter(X_train[:, 0], X_train[:, 1], c=colours, cmap="tab10", s=6)
     for X_anomalies, marker in [(X_gap, "x"), (X_far, "+")]:
         ax.scatter(X_anomalies[:, 0], X_anomalies[:, 1], c="tab:red", marker=marker, s=10)
-    ax.set_title(f"{name}: decision boundary")
+    ax.set_title(name)
 fig.tight_layout()
 plt.show()

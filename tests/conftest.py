@@ -43,6 +43,7 @@ FAST_DETECTORS = [
         epochs=3,
         temperature=1.0,
         epsilon=0.01,
+        classifier_head="linear",
         random_state=0,
         device="cpu",
     ),

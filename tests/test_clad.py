@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
 from skuad import CLADDetector
-from skuad.clad import _ClusteringNetwork, odin_score
+from skuad.clad import StudentTClassifier, _ClusteringNetwork, odin_score
 from skuad.losses import (
     DECLoss,
     dec_soft_assignment,
@@ -254,7 +254,7 @@ def test_empty_clusters_are_dropped_and_labels_reindexed(three_blobs, monkeypatc
     assert detector.n_clusters_ == 2
     assert set(detector.labels_) == {0, 1}
     assert detector.cluster_centers_.shape == (2, 2)
-    assert detector.net_.module_[-1].out_features == 2
+    assert detector.net_.module_.prototypes.shape[0] == 2
 
 
 def test_dec_collapse_keeps_kmeans_labels(three_blobs, monkeypatch):
@@ -291,9 +291,62 @@ def test_images_use_resnet_and_conv_autoencoder():
     np.testing.assert_allclose(detector.score_samples(X[5:9]), scores[5:9], rtol=1e-10)
 
 
-def test_vector_classifier_is_relu_mlp(fitted):
-    assert isinstance(fitted.net_.module_, MLP)
-    assert isinstance(fitted.net_.module_[1], nn.ReLU)
+def test_student_t_classifier_logits_by_hand():
+    classifier = StudentTClassifier(nn.Identity(), n_features=2, n_classes=2, alpha=1.0).double()
+    with torch.no_grad():
+        classifier.prototypes.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64))
+    x = torch.tensor([[0.0, 0.0], [3.0, 0.0]], dtype=torch.float64)
+    # alpha = 1: logit = -log(1 + d^2). Row 0: d^2 = 0, 1; row 1: d^2 = 9, 4.
+    expected = -np.log1p([[0.0, 1.0], [9.0, 4.0]])
+    np.testing.assert_allclose(classifier(x).detach().numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("image", [False, True])
+def test_student_t_head_builds_prototypes_on_the_feature_network(image):
+    digits = load_digits()
+    X = digits.data[np.isin(digits.target, (0, 1, 2))][:90]
+    params = dict(image_shape=(1, 8, 8), classifier_hidden=(4, 8)) if image else {}
+    detector = fast_clad(classifier_head="student_t", epochs=2, **params).fit(X)
+    module = detector.net_.module_
+    assert isinstance(module, StudentTClassifier)
+    assert isinstance(module.features, SmallResNet if image else MLP)
+    assert module.prototypes.shape == (detector.n_clusters_, 8 if image else 256)
+    scores = detector.score_samples(X)
+    assert np.all(np.isfinite(scores)) and np.all(scores <= 0)
+
+
+def test_student_t_head_confidence_falls_far_from_the_data(three_blobs):
+    # A linear last layer's confidence tends to 1 along a ray leaving the data (log -> 0);
+    # the Student-t head's tends to 1 / K (log -> -log 3) and falls below every training row.
+    X, _ = three_blobs
+    ray = np.outer([10.0, 100.0, 1e4], [1.0, 1.0])
+    linear = fast_clad(classifier_head="linear").fit(X)
+    student_t = fast_clad(classifier_head="student_t").fit(X)
+    assert linear.score_samples(ray)[-1] > np.percentile(linear.score_samples(X), 50)
+    far = student_t.score_samples(ray)
+    assert far[-1] < student_t.score_samples(X).min()
+    assert far[-1] < far[0]
+    np.testing.assert_allclose(far[-1], -np.log(3), atol=0.01)
+
+
+def test_auto_head_is_student_t_for_vectors_and_linear_for_images(fitted):
+    assert isinstance(fitted.net_.module_, StudentTClassifier)
+    features = fitted.net_.module_.features
+    assert isinstance(features, MLP) and isinstance(features[1], nn.ReLU)
+    # (256, 256): one hidden layer of 256, then the 256-wide feature space of the prototypes.
+    assert features[-1].out_features == 256
+    digits = load_digits()
+    X = digits.data[np.isin(digits.target, (0, 1))][:60]
+    images = fast_clad(image_shape=(1, 8, 8), classifier_hidden=(4,), epochs=1).fit(X)
+    assert type(images.net_.module_) is SmallResNet
+    assert images.net_.module_.classifier.out_features == images.n_clusters_
+
+
+def test_linear_head_is_relu_mlp(three_blobs):
+    detector = fast_clad(classifier_head="linear", epochs=2).fit(three_blobs[0])
+    assert isinstance(detector.net_.module_, MLP)
+    assert isinstance(detector.net_.module_[1], nn.ReLU)
+    assert detector.net_.module_[-1].out_features == 3
 
 
 @pytest.mark.parametrize(
@@ -304,6 +357,7 @@ def test_vector_classifier_is_relu_mlp(fitted):
         ({"n_clusters": 0}, "n_clusters"),
         ({"temperature": 0.0}, "temperature"),
         ({"epsilon": -1.0}, "epsilon"),
+        ({"classifier_head": "rbf"}, "classifier_head"),
     ],
 )
 def test_bad_parameters_raise_value_error(params, match, three_blobs):
