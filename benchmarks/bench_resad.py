@@ -17,9 +17,17 @@ Protocol (one run = every method side by side on the same rows):
   IsolationForest, DeepSVDD).
 
 The table is the mean AUROC over unseen categories, draws and splits (± the standard
-deviation of the per-split means). Run from the repository root:
+deviation of the per-split means), followed by the paired per-split difference of each ResAD
+variant minus the nearest-reference distance.
+
+``--validation`` chooses settings without touching the unseen categories: within each
+split's seen categories, ``--n-pseudo-unseen`` of them (drawn with seed ``100 + split``) play
+the unseen ones and ResAD trains on the rest. ``--l2-normalize`` L2-normalises every embedding
+before all methods (the nearest distance in the raw space is then reported as well).
+Run from the repository root:
 
     nice python benchmarks/bench_resad.py --threads 1 --out resad_results.csv
+    nice python benchmarks/bench_resad.py --threads 1 --validation --baselines "nearest distance"
 """
 
 import argparse
@@ -48,15 +56,36 @@ def parse_args():
         help="ADBench directory holding cv_resnet18/MVTec-AD_*.npz",
     )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--splits", type=int, default=3, help="seen/unseen partitions")
+    parser.add_argument("--splits", type=int, default=5, help="seen/unseen partitions")
     parser.add_argument("--n-unseen", type=int, default=5)
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="pseudo-unseen categories drawn from each split's seen ones (selection runs)",
+    )
+    parser.add_argument("--n-pseudo-unseen", type=int, default=3)
+    parser.add_argument(
+        "--l2-normalize", action="store_true", help="L2-normalise embeddings for every method"
+    )
+    parser.add_argument(
+        "--baselines",
+        nargs="+",
+        default=list(BASELINES),
+        help="K-shot and full-pool baselines: " + ", ".join(BASELINES),
+    )
     parser.add_argument("--seeds", type=int, default=3, help="reference draws per K")
     parser.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n-reference", type=int, default=4, help="ResAD's training K")
     parser.add_argument("--n-coupling-blocks", type=int, default=4)
     parser.add_argument("--hidden-ratio", type=float, default=1.0)
-    parser.add_argument("--clamp", type=float, default=0.5, help="ResAD's log-scale bound")
+    parser.add_argument(
+        "--clamp",
+        type=float,
+        default=0.1,
+        help="ResAD's log-scale bound (0.1 chosen with --validation; estimator default 0.5)",
+    )
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--svdd-epochs", type=int, default=30)
     parser.add_argument(
         "--variants",
@@ -86,30 +115,73 @@ def nearest_distance(X_ref, X_test):
     return np.sqrt(np.maximum(squared.min(axis=1), 0))
 
 
-def one_class_scores(X_fit, X_test, seed, svdd_epochs):
+def l2_normalize(X):
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+BASELINES = ("nearest distance", "IsolationForest", "DeepSVDD")
+
+
+def one_class_scores(X_fit, X_test, seed, svdd_epochs, baselines):
     """Scores (higher = more normal) of the one-class baselines fitted on ``X_fit``."""
-    forest = IsolationForest(random_state=seed).fit(X_fit)
-    svdd = DeepSVDD(
-        epochs=svdd_epochs, pretrain_epochs=svdd_epochs, random_state=seed, device="cpu"
-    ).fit(X_fit)
-    return {
-        "nearest distance": -nearest_distance(X_fit, X_test),
-        "IsolationForest": forest.score_samples(X_test),
-        "DeepSVDD": svdd.score_samples(X_test),
-    }
+    scores = {}
+    if "nearest distance" in baselines:
+        scores["nearest distance"] = -nearest_distance(X_fit, X_test)
+    if "IsolationForest" in baselines:
+        forest = IsolationForest(random_state=seed).fit(X_fit)
+        scores["IsolationForest"] = forest.score_samples(X_test)
+    if "DeepSVDD" in baselines:
+        svdd = DeepSVDD(
+            epochs=svdd_epochs, pretrain_epochs=svdd_epochs, random_state=seed, device="cpu"
+        ).fit(X_fit)
+        scores["DeepSVDD"] = svdd.score_samples(X_test)
+    return scores
+
+
+def split_categories(names, split, args):
+    """(test categories, training categories) of one split."""
+    order = np.random.RandomState(split).permutation(names)
+    unseen, seen = sorted(order[: args.n_unseen]), sorted(order[args.n_unseen :])
+    if not args.validation:
+        return unseen, seen
+    # Selection runs never look at the split's unseen categories.
+    order = np.random.RandomState(100 + split).permutation(seen)
+    return sorted(order[: args.n_pseudo_unseen]), sorted(order[args.n_pseudo_unseen :])
+
+
+def paired_differences(results, variants):
+    """Per split, mean AUROC of each ResAD variant minus that of each nearest distance."""
+    per_split = results.groupby(["method", "shots", "split"]).auroc.mean()
+    methods = set(per_split.index.get_level_values("method"))
+    baselines = [m for m in ("nearest distance", "nearest distance (raw)") if m in methods]
+    if not baselines:
+        return None
+    rows = {}
+    for variant in variants:
+        for baseline in baselines:
+            difference = (per_split[variant] - per_split[baseline]).dropna()
+            rows[(variant, f"minus {baseline}")] = difference.unstack("split")
+    table = pd.concat(rows, names=["method", "baseline"])
+    table.columns = [f"split {c}" for c in table.columns]
+    table["mean"] = table.mean(axis=1)
+    table["splits ahead"] = (table.filter(like="split ") > 0).sum(axis=1)
+    return table
 
 
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     categories = load_categories(args.data_dir)
+    raw = dict(categories)
+    if args.l2_normalize:
+        categories = {name: (l2_normalize(X), y) for name, (X, y) in categories.items()}
     names = sorted(categories)
     records = []
     started = time.perf_counter()
     for split in range(args.splits):
-        order = np.random.RandomState(split).permutation(names)
-        unseen, seen = sorted(order[: args.n_unseen]), sorted(order[args.n_unseen :])
-        print(f"split {split}: unseen {', '.join(unseen)}", flush=True)
+        unseen, seen = split_categories(names, split, args)
+        kind = "pseudo-unseen" if args.validation else "unseen"
+        print(f"split {split}: {kind} {', '.join(unseen)}", flush=True)
 
         detectors = {}
         for variant in args.variants:
@@ -130,6 +202,7 @@ def main():
                 hidden_ratio=args.hidden_ratio,
                 clamp=args.clamp,
                 epochs=args.epochs,
+                weight_decay=args.weight_decay,
                 random_state=split,
                 device="cpu",
             ).fit(np.vstack(X_parts), np.concatenate(y_parts), groups=np.concatenate(g_parts))
@@ -142,15 +215,24 @@ def main():
             n_pool = int(round(0.6 * len(normal)))
             pool, test = normal[:n_pool], np.r_[normal[n_pool:], np.flatnonzero(y == 1)]
             X_test, y_test = X[test], y[test]
-            for method, score in one_class_scores(X[pool], X_test, split, args.svdd_epochs).items():
+            full_pool = one_class_scores(X[pool], X_test, split, args.svdd_epochs, args.baselines)
+            for method, score in full_pool.items():
                 records.append((split, name, 0, 0, f"{method} (full)", auroc(y_test, score)))
             for shots in args.shots:
                 for seed in range(args.seeds):
-                    references = X[rng.choice(pool, size=shots, replace=False)]
+                    drawn = rng.choice(pool, size=shots, replace=False)
+                    references = X[drawn]
                     for variant, detector in detectors.items():
                         score = detector.set_reference(references).score_samples(X_test)
                         records.append((split, name, shots, seed, variant, auroc(y_test, score)))
-                    baselines = one_class_scores(references, X_test, seed, args.svdd_epochs)
+                    baselines = one_class_scores(
+                        references, X_test, seed, args.svdd_epochs, args.baselines
+                    )
+                    if args.l2_normalize:
+                        X_raw = raw[name][0]
+                        baselines["nearest distance (raw)"] = -nearest_distance(
+                            X_raw[drawn], X_raw[test]
+                        )
                     for method, score in baselines.items():
                         records.append((split, name, shots, seed, method, auroc(y_test, score)))
         print(f"  done at {time.perf_counter() - started:.0f} s", flush=True)
@@ -167,6 +249,11 @@ def main():
     table.columns = [f"K={c}" if c else "full pool" for c in table.columns]
     print()
     print(table.fillna("").to_string())
+    differences = paired_differences(results, args.variants)
+    if differences is not None:
+        print()
+        print("Paired per-split differences of mean AUROC (ResAD variant minus baseline):")
+        print(differences.round(3).to_string())
     per_category = results[results.shots == 4].groupby(["category", "method"]).auroc.mean()
     print()
     print("K=4, mean AUROC per unseen category:")
