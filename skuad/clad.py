@@ -295,10 +295,9 @@ class CLADDetector(BaseDeepDetector):
       warning): one class would give every sample the same confidence.
     * The classifier is a ReLU MLP for vectors and a small CIFAR-style ResNet for images
       (3x3 stem, no max-pool) instead of the ImageNet ResNet-18.
-    * AUROCs below 0.5 are never flipped (the authors' metric replaces them by 1 - AUROC).
-
     * The classifier's last layer is, for feature vectors, a Student-t prototype head
       (``classifier_head='auto'``), not the paper's linear layer.
+    * AUROCs below 0.5 are never flipped (the authors' metric replaces them by 1 - AUROC).
 
     CLAD suits anomalies that lie *between* normal sub-classes. Far from all training data a
     ReLU classifier with a linear last layer grows more confident, so anomalies far outside
