@@ -86,11 +86,15 @@ def parse_args():
         help="ResAD's log-scale bound (0.1 chosen with --validation; estimator default 0.5)",
     )
     parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--lambda-boundary", type=float, default=1.0, help="labelled variants")
+    parser.add_argument(
+        "--constraintor-width", type=int, default=None, help="hidden width (None: Linear+BN)"
+    )
     parser.add_argument("--svdd-epochs", type=int, default=30)
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=["ResAD", "ResAD+labels"],
+        default=["ResAD", "ResAD+labels", "ResAD+labels-constraintor-off"],
         help="ResAD, ResAD+labels, ResAD+labels-constraintor-off",
     )
     parser.add_argument("--out", type=Path, default=None, help="CSV of every AUROC")
@@ -203,6 +207,8 @@ def main():
                 clamp=args.clamp,
                 epochs=args.epochs,
                 weight_decay=args.weight_decay,
+                lambda_boundary=args.lambda_boundary,
+                constraintor_width=args.constraintor_width,
                 random_state=split,
                 device="cpu",
             ).fit(np.vstack(X_parts), np.concatenate(y_parts), groups=np.concatenate(g_parts))

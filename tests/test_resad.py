@@ -261,6 +261,22 @@ def test_labelled_anomalies_are_used_when_asked(classes):
     np.testing.assert_array_equal(detector.score_samples(X), same_as_bool.score_samples(X))
 
 
+def test_labelled_anomalies_without_constraintor_still_train_the_boundary(classes):
+    # The configuration the MVTec-AD benchmark selected: labels feed the boundary-guided
+    # loss of the flow while the constraintor stays the identity.
+    X, groups, _ = classes
+    X, y = _with_anomalies(X, groups)
+    settings = {**FAST, "epochs": 5}
+    detector = ResADDetector(use_anomaly_labels=True, constraintor="off", **settings)
+    detector.fit(X, y, groups=groups)
+    assert detector.n_anomalies_used_ == 12
+    assert not detector.constraintor_active_
+    assert isinstance(detector.net_.module_.constraintor, torch.nn.Identity)
+    assert detector.normal_boundary_ is not None and np.isfinite(detector.normal_boundary_)
+    unlabelled = ResADDetector(constraintor="off", **settings).fit(X, groups=groups)
+    assert not np.allclose(detector.score_samples(X), unlabelled.score_samples(X))
+
+
 def test_sklearn_outlier_labels_are_rejected(classes):
     X, groups, _ = classes
     y = np.ones(len(X), dtype=int)
