@@ -29,7 +29,7 @@ labels, as the paper's per-scenario settings did).
 Examples
 --------
     nice python benchmarks/bench_clad.py digits --out benchmarks/results/clad_digits
-    nice python benchmarks/bench_clad.py mnist --max-train-rows 600 --max-test-rows 1500 \
+    nice python benchmarks/bench_clad.py mnist --epochs 20 --max-test-rows 1500 \
         --out benchmarks/results/clad_mnist
     nice python benchmarks/bench_clad.py adbench --max-train-rows 1000 \
         --out benchmarks/results/clad_adbench
