@@ -196,7 +196,8 @@ class CLADDetector(BaseDeepDetector):
     dec_tol : float in [0, 1], default=1e-3
         DEC stops once fewer than this fraction of the training labels change in an epoch.
     alpha : float, default=1.0
-        Degrees of freedom of DEC's Student-t kernel.
+        Degrees of freedom of DEC's Student-t kernel (also that of the Student-t classifier
+        head).
     classifier_hidden : tuple of int or None, default=None
         Classifier widths: hidden widths of a ReLU MLP, or, with ``image_shape``, the
         channels of each stage of a small ResNet (one basic block per stage, stride 2 from the
