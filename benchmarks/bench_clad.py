@@ -38,7 +38,6 @@ Examples
 """
 
 import argparse
-import ast
 import sys
 import time
 import warnings
@@ -54,6 +53,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 import skuad
 from skuad import CLADDetector, DeepSVDD
+from skuad.benchmark import parse_param
 from skuad.datasets import load_adbench, one_class_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -212,13 +212,6 @@ def summarise(results, suite):
     return "\n".join(lines)
 
 
-def _split_param(text):
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise SystemExit(f"--clad expects PARAM=VALUE, got {text!r}")
-    return key, value
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suite", choices=["digits", "digits-val", "mnist", "mnist-val", "adbench"])
@@ -271,7 +264,8 @@ def main(argv=None):
     parser.add_argument("--no-lamp", dest="lamp", action="store_false")
     parser.add_argument("--out", type=Path, help="write <out>.csv and <out>.md")
     args = parser.parse_args(argv)
-    args.clad = {key: ast.literal_eval(value) for key, value in map(_split_param, args.clad)}
+    # The same PARAM=VALUE reading as ``skuad bench --param`` (Python literal, else a string).
+    args.clad = dict(parse_param(f"CLADDetector.{text}")[1:] for text in args.clad)
     torch.set_num_threads(args.threads)
 
     if args.suite == "adbench":
