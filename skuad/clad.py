@@ -83,10 +83,12 @@ class StudentTClassifier(nn.Module):
     far from every prototype the softmax tends to uniform and the confidence to ``1 / K``.
     """
 
-    def __init__(self, features, n_features, n_classes, alpha=1.0):
+    def __init__(self, features, n_features, n_classes, alpha=1.0, prototypes=None):
         super().__init__()
         self.features = features
-        self.prototypes = nn.Parameter(torch.randn(n_classes, n_features))
+        if prototypes is None:
+            prototypes = torch.randn(n_classes, n_features)
+        self.prototypes = nn.Parameter(torch.as_tensor(prototypes, dtype=torch.float32))
         self.alpha = alpha
 
     def forward(self, x):
@@ -106,17 +108,15 @@ class _CenterKernelScorer(nn.Module):
         return student_t_log_kernel(self.encoder(x), self.center, self.alpha)[:, 0]
 
 
-class _ClusteringNetwork(nn.Module):
-    """DEC's network: the pre-trained encoder plus trainable cluster centres -> soft assignment."""
+class _ClusteringNetwork(StudentTClassifier):
+    """DEC's network: the pre-trained encoder and trainable cluster centres (the prototypes,
+    initialised at the k-means centres) -> soft assignment (the softmax of the log kernels)."""
 
     def __init__(self, encoder, centers, alpha):
-        super().__init__()
-        self.encoder = encoder
-        self.centers = nn.Parameter(torch.as_tensor(centers, dtype=torch.float32))
-        self.alpha = alpha
+        super().__init__(encoder, None, None, alpha, prototypes=centers)
 
     def forward(self, x):
-        return dec_soft_assignment(self.encoder(x), self.centers, self.alpha)
+        return dec_soft_assignment(self.features(x), self.prototypes, self.alpha)
 
 
 class _StopWhenLabelsSettle(Callback):
@@ -531,7 +531,7 @@ class CLADDetector(BaseDeepDetector):
             )
             encoder.load_state_dict(pretrained_state)
             return labels, centers
-        return dec_labels, network.centers.detach().cpu().numpy()
+        return dec_labels, network.prototypes.detach().cpu().numpy()
 
     # ------------------------------------------------------------------ scoring
     @property
