@@ -129,13 +129,13 @@ class InterruptibleNet(NeuralNet):
         # network's step. During a fit every mode change comes through here, so once a
         # module's whole tree has been set to a mode, its top flag says whether it still is.
         modes_set = getattr(self, "_modes_set", None)
+        if modes_set is None:  # outside fit: a throwaway record, so the whole tree is set
+            modes_set = {}
         for name in self._modules + self._criteria:
             module = getattr(self, name + "_")
-            if not isinstance(module, torch.nn.Module):
-                continue
-            if modes_set is None:
-                module.train(training)
-            elif modes_set.get(name) is not training or module.training != training:
+            if isinstance(module, torch.nn.Module) and (
+                modes_set.get(name) is not training or module.training != training
+            ):
                 module.train(training)
                 modes_set[name] = training
 
