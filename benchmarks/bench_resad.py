@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import normalize
 
 from skuad import DeepSVDD, ResADDetector
 from skuad.datasets import load_adbench
@@ -119,10 +120,6 @@ def nearest_distance(X_ref, X_test):
     return np.sqrt(np.maximum(squared.min(axis=1), 0))
 
 
-def l2_normalize(X):
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-
-
 BASELINES = ("nearest distance", "IsolationForest", "DeepSVDD")
 
 
@@ -178,7 +175,7 @@ def main():
     categories = load_categories(args.data_dir)
     raw = dict(categories)
     if args.l2_normalize:
-        categories = {name: (l2_normalize(X), y) for name, (X, y) in categories.items()}
+        categories = {name: (normalize(X), y) for name, (X, y) in categories.items()}
     names = sorted(categories)
     records = []
     started = time.perf_counter()
