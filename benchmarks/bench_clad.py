@@ -26,6 +26,10 @@ CLAD is scored twice from the same fit: ``CLAD`` (defaults: temperature 1000, ep
 ``digits-val``). Both are reported; neither is picked per task (that would tune on test
 labels, as the paper's per-scenario settings did).
 
+``--models CLAD-oracle`` (digit suites only) adds a diagnostic, not a detector: CLAD's
+classifier and score trained on the true digit of each normal training row instead of DEC's
+self-labels, bounding what a better self-labeling stage could give.
+
 Examples
 --------
     nice python benchmarks/bench_clad.py digits --out benchmarks/results/clad_digits
@@ -102,7 +106,7 @@ DEEPSVDD_BUDGET = {
 
 
 def scenario_tasks(suite, names):
-    """(task, X, anomaly labels, image_shape) for the chosen scenarios or validation groups."""
+    """(task, X, anomaly labels, image_shape, digit labels) for the chosen scenarios or groups."""
     groups = VALIDATION_GROUPS if suite.endswith("-val") else SCENARIOS
     if suite in ("digits", "digits-val"):
         data = load_digits()
@@ -114,7 +118,7 @@ def scenario_tasks(suite, names):
         X, shape = X.astype(np.float64), (1, 28, 28)
     for name in names:
         normal = groups[name]
-        yield name, X, (~np.isin(digits, normal)).astype(int), shape
+        yield name, X, (~np.isin(digits, normal)).astype(int), shape, digits
 
 
 def adbench_tasks(data_dir, names):
@@ -124,14 +128,32 @@ def adbench_tasks(data_dir, names):
             print(f"skipping {name}: {path} not found", file=sys.stderr)
             continue
         X, y = load_adbench(path)
-        yield name, X, y, None
+        yield name, X, y, None, None
 
 
 def auroc(model, X, y):
     return 100.0 * roc_auc_score(y, -model.score_samples(X))
 
 
-def run_task(suite, task, X, y, image_shape, seed, args):
+class OracleLabelCLAD(CLADDetector):
+    """Diagnostic only: CLAD whose self-labels are the true sub-classes (``oracle_labels_``,
+    aligned with the training rows, set before ``fit``) instead of DEC's clusters.
+
+    It bounds what a better self-labeling stage could give: DEC is skipped (run it with
+    ``pretrain_epochs=0``, as the codes are not used) and the classifier and ODIN score are
+    CLAD's own.
+    """
+
+    def _deep_embedded_clustering(self, X, encoder, centers, labels, seed, device):
+        self.n_dec_epochs_ = 0
+        _, dense = np.unique(self.oracle_labels_, return_inverse=True)
+        return dense, np.zeros((dense.max() + 1, centers.shape[1]))
+
+
+def run_task(suite, task, X, y, image_shape, digits, seed, args):
+    if digits is not None:
+        # Carry each row's digit through the split and subsampling (oracle diagnostic only).
+        X = np.column_stack([X, digits])
     X_train, X_test, y_test = one_class_split(X, y, random_state=seed)
     if image_shape is None:
         scaler = MinMaxScaler().fit(X_train)
@@ -142,6 +164,8 @@ def run_task(suite, task, X, y, image_shape, seed, args):
     if len(X_test) > args.max_test_rows:
         rows = rng.choice(len(X_test), args.max_test_rows, replace=False)
         X_test, y_test = X_test[rows], y_test[rows]
+    if digits is not None:
+        X_train, train_digits, X_test = X_train[:, :-1], X_train[:, -1], X_test[:, :-1]
     common = dict(image_shape=image_shape, device="cpu", random_state=seed)
     clad_budget, svdd_budget = dict(CLAD_BUDGET[suite]), dict(DEEPSVDD_BUDGET[suite])
     if args.epochs is not None:
@@ -153,6 +177,11 @@ def run_task(suite, task, X, y, image_shape, seed, args):
         "DeepSVDD": DeepSVDD(**svdd_budget, **common),
         "IsolationForest": IsolationForest(random_state=seed),
     }
+    if "CLAD-oracle" in args.models and digits is not None:
+        n_digits = len(np.unique(train_digits))
+        oracle_params = {**clad_params, "n_clusters": n_digits, "pretrain_epochs": 0}
+        models["CLAD-oracle"] = OracleLabelCLAD(**oracle_params, **common)
+        models["CLAD-oracle"].oracle_labels_ = train_digits
     if args.lamp and hasattr(skuad, "LAMPAutoencoderDetector"):
         models["LAMP"] = skuad.LAMPAutoencoderDetector(**common)
     models = {name: model for name, model in models.items() if name in args.models}
@@ -164,9 +193,10 @@ def run_task(suite, task, X, y, image_shape, seed, args):
             model.fit(X_train)
         seconds = time.perf_counter() - start
         rows.append((name, auroc(model, X_test, y_test), seconds))
-        if name == "CLAD":
+        if name in ("CLAD", "CLAD-oracle"):
             model.set_params(epsilon=args.odin_epsilon)
-            rows.append(("CLAD-ODIN", auroc(model, X_test, y_test), seconds))
+            rows.append((f"{name}-ODIN", auroc(model, X_test, y_test), seconds))
+        if name == "CLAD":
             for temperature, epsilon in SCORE_GRID if args.score_grid else []:
                 model.set_params(temperature=temperature, epsilon=epsilon)
                 label = f"CLAD T={temperature:g} eps={epsilon:g}"
@@ -188,7 +218,8 @@ def summarise(results, suite):
         index="task", columns="model", values="auroc", aggfunc="std", dropna=False
     )
     grid = sorted(m for m in table if m.startswith("CLAD T="))
-    names = ["CLAD", "CLAD-ODIN", *grid, "DeepSVDD", "LAMP", "IsolationForest"]
+    oracle = ["CLAD-oracle", "CLAD-oracle-ODIN"]
+    names = ["CLAD", "CLAD-ODIN", *grid, *oracle, "DeepSVDD", "LAMP", "IsolationForest"]
     order = [m for m in names if m in table]
     lines = []
     header = ["task", *order]
@@ -234,7 +265,8 @@ def main(argv=None):
         "--models",
         nargs="*",
         default=["CLAD", "DeepSVDD", "IsolationForest", "LAMP"],
-        help="models to run (CLAD, DeepSVDD, IsolationForest, LAMP)",
+        help="models to run (CLAD, DeepSVDD, IsolationForest, LAMP; CLAD-oracle, digit suites "
+        "only: CLAD's classifier trained on the true digits, a diagnostic bound)",
     )
     parser.add_argument(
         "--score-grid",
@@ -276,9 +308,9 @@ def main(argv=None):
         args.lamp = False
     records = []
     start = time.perf_counter()
-    for task, X, y, image_shape in tasks:
+    for task, X, y, image_shape, digits in tasks:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            records += run_task(args.suite, task, X, y, image_shape, seed, args)
+            records += run_task(args.suite, task, X, y, image_shape, digits, seed, args)
     results = pd.DataFrame(records)
     summary = summarise(results, args.suite)
     print(summary)
