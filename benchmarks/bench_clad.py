@@ -26,9 +26,11 @@ CLAD is scored twice from the same fit: ``CLAD`` (defaults: temperature 1000, ep
 ``digits-val``). Both are reported; neither is picked per task (that would tune on test
 labels, as the paper's per-scenario settings did).
 
-``--models CLAD-oracle`` (digit suites only) adds a diagnostic, not a detector: CLAD's
-classifier and score trained on the true digit of each normal training row instead of DEC's
-self-labels, bounding what a better self-labeling stage could give.
+``--models CLAD-oracle CLAD-oracle-split`` (digit suites only) add diagnostics, not
+detectors: CLAD's classifier and score trained on the true digit of each normal training row
+(``CLAD-oracle``), or on pure finer clusters -- each true digit split by k-means on its pixels
+into ``ceil(n_clusters / number of digits)`` parts (``CLAD-oracle-split``) -- instead of DEC's
+self-labels. They show what a better self-labeling stage could give.
 
 Examples
 --------
@@ -50,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
@@ -150,6 +153,19 @@ class OracleLabelCLAD(CLADDetector):
         return dense, np.zeros((dense.max() + 1, centers.shape[1]))
 
 
+def split_within(X, labels, n_clusters, seed):
+    """Pure finer labels: each label's rows split by k-means on X into
+    ``ceil(n_clusters / number of labels)`` clusters."""
+    values = np.unique(labels)
+    parts = int(np.ceil(n_clusters / len(values)))
+    fine = np.zeros(len(labels), dtype=np.int64)
+    for i, value in enumerate(values):
+        rows = labels == value
+        kmeans = KMeans(n_clusters=min(parts, rows.sum()), n_init=10, random_state=seed)
+        fine[rows] = i * parts + kmeans.fit_predict(X[rows])
+    return fine
+
+
 def run_task(suite, task, X, y, image_shape, digits, seed, args):
     if digits is not None:
         # Carry each row's digit through the split and subsampling (oracle diagnostic only).
@@ -177,11 +193,18 @@ def run_task(suite, task, X, y, image_shape, digits, seed, args):
         "DeepSVDD": DeepSVDD(**svdd_budget, **common),
         "IsolationForest": IsolationForest(random_state=seed),
     }
-    if "CLAD-oracle" in args.models and digits is not None:
-        n_digits = len(np.unique(train_digits))
-        oracle_params = {**clad_params, "n_clusters": n_digits, "pretrain_epochs": 0}
-        models["CLAD-oracle"] = OracleLabelCLAD(**oracle_params, **common)
-        models["CLAD-oracle"].oracle_labels_ = train_digits
+    if digits is not None:
+        oracle_labels = {
+            "CLAD-oracle": lambda: train_digits,
+            "CLAD-oracle-split": lambda: split_within(X_train, train_digits, args.n_clusters, seed),
+        }
+        for name, labels in oracle_labels.items():
+            if name in args.models:
+                labels = labels()
+                n_labels = len(np.unique(labels))
+                oracle_params = {**clad_params, "n_clusters": n_labels, "pretrain_epochs": 0}
+                models[name] = OracleLabelCLAD(**oracle_params, **common)
+                models[name].oracle_labels_ = labels
     if args.lamp and hasattr(skuad, "LAMPAutoencoderDetector"):
         models["LAMP"] = skuad.LAMPAutoencoderDetector(**common)
     models = {name: model for name, model in models.items() if name in args.models}
@@ -193,7 +216,7 @@ def run_task(suite, task, X, y, image_shape, digits, seed, args):
             model.fit(X_train)
         seconds = time.perf_counter() - start
         rows.append((name, auroc(model, X_test, y_test), seconds))
-        if name in ("CLAD", "CLAD-oracle"):
+        if name.startswith("CLAD"):
             model.set_params(epsilon=args.odin_epsilon)
             rows.append((f"{name}-ODIN", auroc(model, X_test, y_test), seconds))
         if name == "CLAD":
@@ -218,7 +241,7 @@ def summarise(results, suite):
         index="task", columns="model", values="auroc", aggfunc="std", dropna=False
     )
     grid = sorted(m for m in table if m.startswith("CLAD T="))
-    oracle = ["CLAD-oracle", "CLAD-oracle-ODIN"]
+    oracle = ["CLAD-oracle", "CLAD-oracle-ODIN", "CLAD-oracle-split", "CLAD-oracle-split-ODIN"]
     names = ["CLAD", "CLAD-ODIN", *grid, *oracle, "DeepSVDD", "LAMP", "IsolationForest"]
     order = [m for m in names if m in table]
     lines = []
@@ -265,8 +288,9 @@ def main(argv=None):
         "--models",
         nargs="*",
         default=["CLAD", "DeepSVDD", "IsolationForest", "LAMP"],
-        help="models to run (CLAD, DeepSVDD, IsolationForest, LAMP; CLAD-oracle, digit suites "
-        "only: CLAD's classifier trained on the true digits, a diagnostic bound)",
+        help="models to run (CLAD, DeepSVDD, IsolationForest, LAMP; digit suites only, "
+        "diagnostics: CLAD-oracle, CLAD-oracle-split, CLAD's classifier trained on the true "
+        "digits or on pure finer clusters of them)",
     )
     parser.add_argument(
         "--score-grid",
