@@ -139,17 +139,17 @@ def auroc(model, X, y):
 
 
 class OracleLabelCLAD(CLADDetector):
-    """Diagnostic only: CLAD whose self-labels are the true sub-classes (``oracle_labels_``,
-    aligned with the training rows, set before ``fit``) instead of DEC's clusters.
+    """Diagnostic only: CLAD whose self-labels are given (``oracle_labels``, aligned with the
+    training rows, set before ``fit``) instead of DEC's clusters.
 
-    It bounds what a better self-labeling stage could give: DEC is skipped (run it with
-    ``pretrain_epochs=0``, as the codes are not used) and the classifier and ODIN score are
-    CLAD's own.
+    It shows what a better self-labeling stage could give: DEC is skipped (and, as its codes
+    are not used, the autoencoder should be too: ``pretrain_epochs=0``); the classifier and
+    ODIN score are CLAD's own.
     """
 
     def _deep_embedded_clustering(self, X, encoder, centers, labels, seed, device):
         self.n_dec_epochs_ = 0
-        _, dense = np.unique(self.oracle_labels_, return_inverse=True)
+        _, dense = np.unique(self.oracle_labels, return_inverse=True)
         return dense, np.zeros((dense.max() + 1, centers.shape[1]))
 
 
@@ -194,17 +194,15 @@ def run_task(suite, task, X, y, image_shape, digits, seed, args):
         "IsolationForest": IsolationForest(random_state=seed),
     }
     if digits is not None:
-        oracle_labels = {
-            "CLAD-oracle": lambda: train_digits,
-            "CLAD-oracle-split": lambda: split_within(X_train, train_digits, args.n_clusters, seed),
-        }
+        oracle_labels = {"CLAD-oracle": train_digits}
+        if "CLAD-oracle-split" in args.models:
+            split = split_within(X_train, train_digits, args.n_clusters, seed)
+            oracle_labels["CLAD-oracle-split"] = split
         for name, labels in oracle_labels.items():
-            if name in args.models:
-                labels = labels()
-                n_labels = len(np.unique(labels))
-                oracle_params = {**clad_params, "n_clusters": n_labels, "pretrain_epochs": 0}
-                models[name] = OracleLabelCLAD(**oracle_params, **common)
-                models[name].oracle_labels_ = labels
+            n_labels = len(np.unique(labels))
+            oracle_params = {**clad_params, "n_clusters": n_labels, "pretrain_epochs": 0}
+            models[name] = OracleLabelCLAD(**oracle_params, **common)
+            models[name].oracle_labels = labels
     if args.lamp and hasattr(skuad, "LAMPAutoencoderDetector"):
         models["LAMP"] = skuad.LAMPAutoencoderDetector(**common)
     models = {name: model for name, model in models.items() if name in args.models}
