@@ -222,7 +222,15 @@ def run_task(suite, task, X, y, image_shape, digits, seed, args):
                 model.set_params(temperature=temperature, epsilon=epsilon)
                 label = f"CLAD T={temperature:g} eps={epsilon:g}"
                 rows.append((label, auroc(model, X_test, y_test), seconds))
-            print(f"  CLAD: {model.n_clusters_} clusters, {model.n_dec_epochs_} DEC epochs")
+            purity = ""
+            if digits is not None:
+                # Fraction of training rows whose cluster's most common digit is their own.
+                majority = [
+                    np.bincount(train_digits[model.labels_ == k].astype(int)).max()
+                    for k in range(model.n_clusters_)
+                ]
+                purity = f", purity {sum(majority) / len(train_digits):.3f}"
+            print(f"  CLAD: {model.n_clusters_} clusters, {model.n_dec_epochs_} DEC epochs{purity}")
     for name, value, seconds in rows:
         print(f"{task:16s} seed {seed} {name:16s} AUROC {value:6.2f}  fit {seconds:6.1f} s")
     sys.stdout.flush()
