@@ -55,6 +55,14 @@ def assert_state_kept(detector, state_before, X, scores_before):
         np.testing.assert_array_equal(detector.score_samples(X), scores_before)
 
 
+def clone_and_snapshot(estimator, fitted_before, X):
+    """A clone (fitted on ``X`` first when ``fitted_before``), its scores then (or None) and a
+    copy of its state, for checking that a failed fit leaves both as they were."""
+    detector = clone(estimator)
+    scores = detector.fit(X).score_samples(X) if fitted_before else None
+    return detector, scores, dict(vars(detector))
+
+
 def fitted_attributes(detector):
     return [name for name in vars(detector) if name.endswith("_") and not name.startswith("_")]
 
@@ -64,11 +72,7 @@ def fitted_attributes(detector):
 def test_diverging_training_raises_and_keeps_the_previous_state(
     estimator, fitted_before, X, monkeypatch
 ):
-    detector = clone(estimator)
-    scores = None
-    if fitted_before:
-        scores = detector.fit(X).score_samples(X)
-    state = dict(vars(detector))
+    detector, scores, state = clone_and_snapshot(estimator, fitted_before, X)
     patch_training_step(monkeypatch, after_steps=1, effect=nan_loss)
     with pytest.raises(TrainingDivergedError, match=r"diverged.*loss became nan.*smaller.*`lr`"):
         detector.fit(X)
@@ -94,11 +98,7 @@ def test_a_huge_learning_rate_really_diverges_and_says_what_to_try(X):
 def test_keyboard_interrupt_stops_fit_and_keeps_the_previous_state(
     estimator, fitted_before, X, monkeypatch
 ):
-    detector = clone(estimator)
-    scores = None
-    if fitted_before:
-        scores = detector.fit(X).score_samples(X)
-    state = dict(vars(detector))
+    detector, scores, state = clone_and_snapshot(estimator, fitted_before, X)
     calls = patch_training_step(monkeypatch, after_steps=1, effect=interrupt)
     # skorch on its own swallows the interrupt and carries on as if training had finished.
     with pytest.raises(KeyboardInterrupt):
