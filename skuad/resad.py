@@ -6,10 +6,11 @@ import numpy as np
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 from torch import nn
 
+from skuad._training import inference_copy
 from skuad.base import BaseDeepDetector
 from skuad.losses import boundary_guided_loss, residual_constraint_loss
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
@@ -18,6 +19,8 @@ from skuad.nn.flows import CouplingFlow, standard_normal_log_density
 _RESIDUAL_CHUNK_VALUES = 1 << 22
 # Up to this pool size, draws without replacement use one random key per pool member.
 _SMALL_POOL = 64
+# Row-reference distances held at once by the nearest-reference search (bounds memory).
+_DISTANCE_CHUNK_VALUES = 1 << 20
 
 
 def sample_without_replacement(n_rows, n_pool, k, rng):
@@ -91,20 +94,127 @@ def draw_training_residuals(X, groups, is_candidate, n_reference, rng):
     return residuals
 
 
-def nearest_reference_residuals(x, references):
-    """``x - x*`` with ``x*`` the Euclidean-nearest row of ``references`` (torch).
+def nearest_reference_indices(x, references, exclude=None):
+    """Index of each row's Euclidean-nearest reference (torch), in bounded memory.
+
+    Distances are computed pair by pair (``torch.cdist`` without its matrix-product
+    shortcut), so a row's result never depends on the other rows it is computed with: the
+    product form ``|x|^2 - 2 x.r + |r|^2`` goes through BLAS, whose kernels, and hence
+    rounding, change with the batch's size and a row's position in it. Ties go to the lowest
+    index. Rows and references are processed in chunks of at most ``_DISTANCE_CHUNK_VALUES``
+    distances.
 
     Parameters
     ----------
     x : Tensor of shape (n_rows, n_features)
     references : Tensor of shape (n_references, n_features)
+    exclude : Tensor of shape (n_rows,) or None
+        Per row, a reference index that may not be chosen (the row's own slot in the pool, for
+        leave-one-out), or -1. A row whose only reference is excluded gets that one.
+
+    Returns
+    -------
+    indices : Tensor of shape (n_rows,), dtype int64
     """
-    squared = (
-        (x * x).sum(dim=1, keepdim=True)
-        - 2.0 * x @ references.T
-        + (references * references).sum(dim=1)[None, :]
+    n_rows, n_references = len(x), len(references)
+    indices = torch.empty(n_rows, dtype=torch.long, device=x.device)
+    reference_step = min(n_references, _DISTANCE_CHUNK_VALUES)
+    row_step = max(1, _DISTANCE_CHUNK_VALUES // reference_step)
+    for row_start in range(0, n_rows, row_step):
+        rows = x[row_start : row_start + row_step]
+        best = torch.full((len(rows),), float("inf"), dtype=x.dtype, device=x.device)
+        best_index = torch.zeros(len(rows), dtype=torch.long, device=x.device)
+        for start in range(0, n_references, reference_step):
+            distances = torch.cdist(
+                rows,
+                references[start : start + reference_step],
+                compute_mode="donot_use_mm_for_euclid_dist",
+            )
+            if exclude is not None:
+                own = exclude[row_start : row_start + row_step] - start
+                hit = (own >= 0) & (own < distances.shape[1])
+                distances[hit.nonzero()[:, 0], own[hit]] = float("inf")
+            chunk_best, chunk_index = distances.min(dim=1)
+            closer = chunk_best < best  # strict: ties keep the earlier chunk's lower index
+            best = torch.where(closer, chunk_best, best)
+            best_index = torch.where(closer, chunk_index + start, best_index)
+        if exclude is not None:
+            # Only the excluded reference exists: fall back to it.
+            alone = torch.isinf(best)
+            best_index[alone] = exclude[row_start : row_start + row_step][alone]
+        indices[row_start : row_start + row_step] = best_index
+    return indices
+
+
+def nearest_reference_residuals(x, references, exclude=None):
+    """``x - x*`` with ``x*`` the Euclidean-nearest row of ``references`` (torch).
+
+    See :func:`nearest_reference_indices` for ``exclude`` and why each row's result is
+    independent of the other rows.
+
+    Parameters
+    ----------
+    x : Tensor of shape (n_rows, n_features)
+    references : Tensor of shape (n_references, n_features)
+    exclude : Tensor of shape (n_rows,) or None
+    """
+    return x - references[nearest_reference_indices(x, references, exclude)]
+
+
+def greedy_k_centre(X, size):
+    """Indices of ``size`` rows of ``X`` chosen by greedy k-centre (farthest-point) selection.
+
+    The first centre is the row nearest to the mean; each further one is the row farthest
+    from all centres chosen so far (ties: the lowest index). The result covers ``X``: every
+    row lies within the final covering radius of a chosen row, at most twice the best
+    possible radius for ``size`` centres (Gonzalez 1985); PatchCore (Roth et al., CVPR 2022)
+    uses it to thin a memory bank of normal features. Deterministic.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+    size : int
+        Number of rows to keep; all rows (in order) when ``size >= n_rows``.
+
+    Returns
+    -------
+    indices : ndarray of shape (min(size, n_rows),), in order of selection
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if size >= len(X):
+        return np.arange(len(X))
+    chosen = np.empty(size, dtype=np.intp)
+    chosen[0] = np.argmin(((X - X.mean(axis=0)) ** 2).sum(axis=1))
+    nearest_squared = ((X - X[chosen[0]]) ** 2).sum(axis=1)
+    for step in range(1, size):
+        chosen[step] = np.argmax(nearest_squared)
+        np.minimum(nearest_squared, ((X - X[chosen[step]]) ** 2).sum(axis=1), out=nearest_squared)
+    return chosen
+
+
+def leave_one_out_residuals(X, rows, pool):
+    """Residuals of ``X[rows]`` against the nearest row of ``X[pool]`` other than themselves.
+
+    A row that is itself in the pool is matched with the nearest *other* pool member, so
+    that its residual looks like that of a new row scored against the pool (a row matched
+    with itself would get the residual 0).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    rows, pool : ndarray of int
+        Indices into ``X``.
+
+    Returns
+    -------
+    residuals : ndarray of shape (len(rows), n_features), dtype of ``X``
+    """
+    slot = np.full(len(X), -1)
+    slot[pool] = np.arange(len(pool))
+    residuals = nearest_reference_residuals(
+        torch.as_tensor(X[rows]), torch.as_tensor(X[pool]), torch.as_tensor(slot[rows])
     )
-    return x - references[squared.argmin(dim=1)]
+    return residuals.numpy()
 
 
 class _ResADNetwork(nn.Module):
@@ -127,18 +237,32 @@ class _ResADNetwork(nn.Module):
         return residual, constrained, z, log_det
 
 
-class _ReferenceScorer(nn.Module):
-    """Scoring network: rows -> per-dimension log-likelihood of their residual."""
+class _ResidualScorer(nn.Module):
+    """Residuals -> per-dimension log-likelihood of their constrained value."""
 
-    def __init__(self, constraintor, flow, references):
+    def __init__(self, constraintor, flow):
         super().__init__()
         self.constraintor = constraintor
         self.flow = flow
+
+    def forward(self, residual):
+        return self.flow.log_prob(self.constraintor(residual)) / residual.shape[1]
+
+
+class _ReferenceScorer(nn.Module):
+    """Scoring network: rows -> per-dimension log-likelihood of their residual.
+
+    Each row's residual is taken against its own nearest reference, computed independently of
+    the other rows of the batch (see :func:`nearest_reference_indices`).
+    """
+
+    def __init__(self, constraintor, flow, references):
+        super().__init__()
+        self.residual_scorer = _ResidualScorer(constraintor, flow)
         self.register_buffer("references", references)
 
     def forward(self, x):
-        residual = nearest_reference_residuals(x, self.references)
-        return self.flow.log_prob(self.constraintor(residual)) / x.shape[1]
+        return self.residual_scorer(nearest_reference_residuals(x, self.references))
 
 
 class _ResADLoss(nn.Module):
@@ -186,9 +310,12 @@ class _ResADLoss(nn.Module):
 
 
 class _ReferenceRedraw(Callback):
-    """Before every epoch, give each training row a fresh reference draw and its new residual,
-    written in place into the array skorch trains on; switch the boundary term on after the
-    warm-up epochs."""
+    """Before every epoch, switch the boundary term on once the warm-up epochs are over, and
+    (few-shot references) give each training row a fresh reference draw and its new residual,
+    written in place into the array skorch trains on.
+
+    With a reference pool (``X`` None) the residuals are fixed and already in ``rows``.
+    """
 
     def __init__(self, rows, X, groups, is_normal, n_reference, rng, warmup_epochs):
         self.rows = rows
@@ -200,9 +327,10 @@ class _ReferenceRedraw(Callback):
         self.warmup_epochs = warmup_epochs
 
     def on_epoch_begin(self, net, **kwargs):
-        self.rows[:, :-1] = draw_training_residuals(
-            self.X, self.groups, self.is_normal, self.n_reference, self.rng
-        )
+        if self.X is not None:
+            self.rows[:, :-1] = draw_training_residuals(
+                self.X, self.groups, self.is_normal, self.n_reference, self.rng
+            )
         net.criterion_.boundary_active.fill_(len(net.history) > self.warmup_epochs)
 
     def on_train_end(self, net, **kwargs):
@@ -224,15 +352,37 @@ class ResADDetector(BaseDeepDetector):
     flow estimates the residual density. The normality score is the per-dimension
     log-likelihood of a row's residual.
 
+    Fitted on the normal rows of one class only (no ``groups``, no ``reference``), it scores
+    each row against the nearest of *all* the normal training rows (a coreset of them when
+    there are more than ``max_references``), like a nearest-neighbour detector whose distance
+    is replaced by the learnt density of residuals.
+
     For feature vectors: tabular rows or pre-extracted embeddings (one per image).
 
     Parameters
     ----------
+    reference_pool : {'auto', 'few-shot', 'training-rows'}, default='auto'
+        Which references residuals are taken against, in training and in scoring.
+        ``'few-shot'`` (the paper): ``n_reference`` references per row, redrawn from the row's
+        own group every epoch; scored against ``reference`` or, without it, ``n_reference``
+        normal training rows per group. ``'training-rows'``: the normal training rows of each
+        group, thinned to at most ``max_references`` by greedy k-centre selection; each
+        training row's residual is taken against the nearest *other* member of its group's
+        pool (leave-one-out), so training sees the residuals that scoring against the pool
+        gives. ``'auto'``: ``'few-shot'`` when ``reference`` is given or ``groups`` holds
+        several classes (the class-generalisation setting, where a new class comes with a few
+        references), ``'training-rows'`` otherwise. :meth:`set_reference` works in both.
+    max_references : int >= 2, default=10_000
+        With ``'training-rows'``, the most references kept per group; larger groups are
+        thinned by greedy k-centre selection (as PatchCore thins its memory bank). Scoring a
+        row costs ``n_references x n_features`` operations and the fitted detector stores the
+        references.
     n_reference : int, default=4
-        ``K``, the number of normal references (shots). In training, every row gets ``K``
-        references of its own group, redrawn every epoch (never itself); without ``reference``
-        the fallback references are ``K`` normal training rows per group, pooled: a row is
-        matched with the nearest of them, whichever group it belongs to.
+        ``K``, the number of normal references (shots) in the ``'few-shot'`` regime. In
+        training, every row gets ``K`` references of its own group, redrawn every epoch (never
+        itself); without ``reference`` the fallback references are ``K`` normal training rows
+        per group, pooled: a row is matched with the nearest of them, whichever group it
+        belongs to.
     reference : array-like of shape (n_references, n_features) or None, default=None
         Normal rows of the class to be scored (any number, typically ``K``). Not a fit
         parameter, because it is not aligned with the training rows that cross-validation
@@ -281,7 +431,8 @@ class ResADDetector(BaseDeepDetector):
         Fraction of the epochs trained without the boundary-guided loss.
     contamination : 'auto' or float in (0, 0.5], default='auto'
         Expected fraction of outliers. ``offset_`` is that percentile of the training scores
-        (10 % for ``'auto'``), computed with the references drawn from the training data.
+        (10 % for ``'auto'``), computed against the references drawn from the training data,
+        a row that is itself a reference being matched with the nearest other one.
     image_shape : None
         Must stay None: ResAD works on feature vectors (extract image embeddings first).
     epochs : int, default=20
@@ -309,7 +460,9 @@ class ResADDetector(BaseDeepDetector):
     net_ : skorch.NeuralNet
         The trained net; ``net_.module_`` holds the constraintor and the flow.
     reference_ : ndarray of shape (n_references, n_features)
-        The references scores are computed against.
+        The references scores are computed against, in input units.
+    reference_pool_ : {'few-shot', 'training-rows'}
+        The regime ``reference_pool`` resolved to.
     reference_group_ : ndarray of shape (n_references,)
         Index into ``groups_`` of each reference; all 0 for user-given references.
     groups_ : ndarray
@@ -363,6 +516,8 @@ class ResADDetector(BaseDeepDetector):
 
     _parameter_constraints: dict = {
         **BaseDeepDetector._parameter_constraints,
+        "reference_pool": [StrOptions({"auto", "few-shot", "training-rows"})],
+        "max_references": [Interval(Integral, 2, None, closed="left")],
         "n_reference": [Interval(Integral, 1, None, closed="left")],
         "feature_scaling": [StrOptions({"global", "per-feature"})],
         "reference": ["array-like", None],
@@ -382,6 +537,8 @@ class ResADDetector(BaseDeepDetector):
     def __init__(
         self,
         *,
+        reference_pool="auto",
+        max_references=10_000,
         n_reference=4,
         reference=None,
         feature_scaling="global",
@@ -427,6 +584,8 @@ class ResADDetector(BaseDeepDetector):
             random_state=random_state,
             verbose=verbose,
         )
+        self.reference_pool = reference_pool
+        self.max_references = max_references
         self.n_reference = n_reference
         self.reference = reference
         self.feature_scaling = feature_scaling
@@ -464,13 +623,9 @@ class ResADDetector(BaseDeepDetector):
             The fitted detector.
         """
         self._fit(X, y=y, groups=groups)
-        # The references in input units: rows of the validated X, or the user's reference.
-        if self._user_reference is not None:
-            self._use_reference(self._user_reference, np.zeros(len(self._user_reference), int))
-        else:
-            rows = check_array(X, dtype=[np.float64, np.float32])[self._fallback_rows]
-            self.reference_ = rows.astype(np.float64)
-        del self._user_reference, self._fallback_rows
+        # The base class calibrates on scores against the references as they stand, where a
+        # training row that is a reference matches itself; recalibrate on leave-one-out scores.
+        self.offset_ = self._offset_from(self.__dict__.pop("_training_scores"))
         return self
 
     def set_reference(self, X_ref, X_calib=None):
@@ -495,11 +650,13 @@ class ResADDetector(BaseDeepDetector):
             X_calib = self._validate_input(X_calib, reset=False)
         self._use_reference(X_ref, np.zeros(len(X_ref), dtype=int))
         if X_calib is not None:
-            fraction = (
-                self._AUTO_CONTAMINATION if self.contamination == "auto" else self.contamination
-            )
-            self.offset_ = float(np.percentile(self._score_rows(X_calib), 100.0 * fraction))
+            self.offset_ = self._offset_from(self._score_rows(X_calib))
         return self
+
+    def _offset_from(self, scores):
+        if self.contamination == "auto":
+            return self._auto_offset(scores)
+        return float(np.percentile(scores, 100.0 * self.contamination))
 
     # ------------------------------------------------------------------ the method
     def _use_reference(self, reference, reference_group):
@@ -540,13 +697,26 @@ class ResADDetector(BaseDeepDetector):
                     f"Training group {name!r} has {n_normal} normal row(s); every group needs "
                     "at least 2, since a row's references are other normal rows of its group."
                 )
-        self._user_reference = None
         if self.reference is not None:
-            self._user_reference = self._validate_input(self.reference, reset=False).astype(
-                np.float64
-            )
+            user_reference = self._validate_input(self.reference, reset=False)
+        pool_regime = self.reference_pool == "training-rows" or (
+            self.reference_pool == "auto" and self.reference is None and len(self.groups_) == 1
+        )
+        self.reference_pool_ = "training-rows" if pool_regime else "few-shot"
 
         rng = np.random.default_rng(seed)
+        # The references drawn from the training data, per group: the pool (thinned by
+        # k-centre selection) or n_reference random normal rows.
+        references = []
+        for code in range(len(self.groups_)):
+            candidates = np.flatnonzero(is_normal & (group_codes == code))
+            if pool_regime:
+                chosen = candidates[greedy_k_centre(X[candidates], self.max_references)]
+            else:
+                k = min(self.n_reference, len(candidates))
+                chosen = rng.choice(candidates, size=k, replace=False)
+            references.append(np.sort(chosen))
+
         self.n_anomalies_used_ = int(is_anomaly.sum())
         labelled = self.n_anomalies_used_ > 0
         self.constraintor_active_ = self.constraintor == "on" or (
@@ -573,9 +743,14 @@ class ResADDetector(BaseDeepDetector):
         )
         rows = np.zeros((n_samples, n_features + 1), dtype=np.float32)
         rows[:, -1] = is_anomaly
+        if pool_regime:
+            # Fixed residuals: every row against its group's pool, never against itself.
+            for code, pool in enumerate(references):
+                members = np.flatnonzero(group_codes == code)
+                rows[members, :-1] = leave_one_out_residuals(X, members, pool)
         redraw = _ReferenceRedraw(
             rows,
-            X,
+            None if pool_regime else X,
             group_codes,
             is_normal,
             self.n_reference,
@@ -588,15 +763,26 @@ class ResADDetector(BaseDeepDetector):
         boundary = float(self.net_.criterion_.normal_boundary)
         self.normal_boundary_ = None if np.isnan(boundary) else boundary
 
-        # Fallback references: n_reference normal training rows per group, drawn once.
-        fallback = []
-        for code in range(len(self.groups_)):
-            pool = np.flatnonzero(is_normal & (group_codes == code))
-            k = min(self.n_reference, len(pool))
-            fallback.append(np.sort(rng.choice(pool, size=k, replace=False)))
-        self._fallback_rows = np.concatenate(fallback)
-        self.reference_group_ = group_codes[self._fallback_rows]
-        self._reference_scaled = X[self._fallback_rows]
+        # Scores of the training rows against all references drawn from them, leave-one-out,
+        # as the rows a test set would bring; fit calibrates offset_ on them.
+        reference_rows = np.concatenate(references)
+        residuals = leave_one_out_residuals(X, np.arange(n_samples), reference_rows)
+        scorer = inference_copy(
+            _ResidualScorer(self.net_.module_.constraintor, self.net_.module_.flow)
+        )
+        self._training_scores = self._forward(residuals, module=scorer).astype(np.float64)
+
+        if self.reference is not None:
+            self._use_reference(user_reference, np.zeros(len(user_reference), dtype=int))
+        else:
+            self._use_reference(self._unscale(X[reference_rows]), group_codes[reference_rows])
+
+    def _unscale(self, scaled):
+        """Input units of scaled rows (inverse of ``_scale``), float64."""
+        scaled = np.asarray(scaled, dtype=np.float64)
+        if self._scales_globally():
+            return self.scaler_.inverse_transform(scaled.reshape(-1, 1)).reshape(scaled.shape)
+        return self.scaler_.inverse_transform(scaled)
 
     def _build_constraintor(self, n_features):
         if self.constraintor_width is None:

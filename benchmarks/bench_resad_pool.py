@@ -1,0 +1,119 @@
+"""One-class ResADDetector against the k-nearest-neighbour distance on the ADBench tables.
+
+Protocol: ``skuad bench``'s one-class protocol (:func:`skuad.benchmark.subsample` to at most
+``--max-rows`` rows, stratified; :func:`skuad.benchmark.split`: a stratified 70/30 split, the
+detector fitted on the normal rows of the 70 %, MinMax scaling fitted on them), the same rows
+for every method. Methods:
+
+* ``KNN``: minus the distance to the ``--k``-th nearest training row (scikit-learn
+  ``NearestNeighbors``; PyOD's KNN with ``method='largest'``);
+* ``ResAD`` variants, each a ``ResADDetector`` with its defaults plus the settings named in
+  ``VARIANTS`` (``ResAD``: the defaults, i.e. a one-class fit scores against all normal
+  training rows; ``ResAD few-shot``: ``reference_pool='few-shot'``, the previous default).
+
+Prints mean AUROC per method, per-dataset means, the datasets where each ResAD variant is
+ahead of KNN, and a paired Wilcoxon signed-rank test on the per-dataset means (ResAD variant
+minus KNN). CPU seconds are ``time.process_time`` of fit + scoring (one thread). Run from the
+repository root:
+
+    OMP_NUM_THREADS=1 nice python benchmarks/bench_resad_pool.py --threads 1 \\
+        --out docs/benchmarks/resad_pool_classical.csv
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import wilcoxon
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import NearestNeighbors
+
+from skuad import ResADDetector
+from skuad.benchmark import DEFAULT_DATA_DIR, find_datasets, split, subsample
+from skuad.datasets import load_adbench
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+VARIANTS = {
+    "ResAD": {},
+    "ResAD few-shot": {"reference_pool": "few-shot"},
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / DEFAULT_DATA_DIR)
+    parser.add_argument("--datasets", nargs="+", default=None, help="file stems; default all")
+    parser.add_argument("--max-rows", type=int, default=10_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--k", type=int, default=5, help="KNN's neighbour")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help=", ".join(VARIANTS))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="CSV of every AUROC")
+    return parser.parse_args()
+
+
+def knn_scores(X_fit, X_test, k):
+    """Minus the distance to the k-th nearest training row (higher = more normal)."""
+    distances, _ = NearestNeighbors(n_neighbors=k).fit(X_fit).kneighbors(X_test)
+    return -distances[:, -1]
+
+
+def timed(score):
+    start = time.process_time()
+    scores = score()
+    return scores, time.process_time() - start
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    records = []
+    for path in find_datasets(args.data_dir, args.datasets):
+        X, y = load_adbench(path)
+        for seed in args.seeds:
+            X_run, y_run = subsample(X, y, args.max_rows, seed)
+            X_fit, X_test, y_test = split(X_run, y_run, "one-class", seed)
+            methods = {"KNN": lambda: knn_scores(X_fit, X_test, args.k)}
+            for variant in args.variants:
+                params = {"random_state": seed, "device": "cpu", **VARIANTS[variant]}
+                methods[variant] = lambda params=params: (
+                    ResADDetector(**params).fit(X_fit).score_samples(X_test)
+                )
+            for method, score in methods.items():
+                scores, seconds = timed(score)
+                auroc = roc_auc_score(y_test, -scores)
+                records.append((path.stem, seed, len(X_fit), method, auroc, seconds))
+                print(f"{path.stem:16s} seed {seed} {method:16s} {auroc:.4f} {seconds:7.1f} s")
+            if args.out is not None:
+                pd.DataFrame(records, columns=COLUMNS).to_csv(args.out, index=False)
+    report(pd.DataFrame(records, columns=COLUMNS))
+
+
+COLUMNS = ["dataset", "seed", "n_train", "method", "auroc", "cpu_seconds"]
+
+
+def report(results):
+    per_set = results.groupby(["dataset", "method"]).auroc.mean().unstack("method")
+    spread = results.groupby(["dataset", "method"]).auroc.std().unstack("method")
+    print("\nMean AUROC per dataset (over seeds):")
+    print(per_set.round(3).to_string())
+    print("\nMean over datasets:")
+    print(per_set.mean().round(4).to_string())
+    print(f"mean seed-to-seed std: {spread.mean().round(4).to_dict()}")
+    print("CPU seconds, total:", results.groupby("method").cpu_seconds.sum().round(0).to_dict())
+    for method in per_set.columns.drop("KNN"):
+        difference = per_set[method] - per_set["KNN"]
+        ahead = difference[difference > 0].index.tolist()
+        line = f"\n{method} minus KNN: mean {difference.mean():+.4f}, ahead on {len(ahead)}"
+        line += f" of {len(difference)} ({', '.join(ahead)})"
+        if len(difference) > 1 and np.any(difference != 0):
+            line += f"; Wilcoxon signed-rank p = {wilcoxon(difference).pvalue:.3f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
