@@ -10,7 +10,6 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 from torch import nn
 
-from skuad._training import inference_copy
 from skuad.base import BaseDeepDetector
 from skuad.losses import boundary_guided_loss, residual_constraint_loss
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
@@ -94,8 +93,14 @@ def draw_training_residuals(X, groups, is_candidate, n_reference, rng):
     return residuals
 
 
-def nearest_reference_indices(x, references, exclude=None):
+def nearest_reference_indices(x, references):
     """Index of each row's Euclidean-nearest reference (torch), in bounded memory.
+
+    A row that coincides with a reference (distance exactly 0) is matched with the nearest
+    *other* reference: a training row that is itself a reference then gets the residual a new
+    row would get (leave-one-out), not the residual 0; only the first coinciding reference is
+    skipped, so a row with several exact copies among the references still has residual 0.
+    With a single reference there is nothing else to match: that one is used.
 
     Distances are computed pair by pair (``torch.cdist`` without its matrix-product
     shortcut), so a row's result never depends on the other rows it is computed with: the
@@ -108,57 +113,54 @@ def nearest_reference_indices(x, references, exclude=None):
     ----------
     x : Tensor of shape (n_rows, n_features)
     references : Tensor of shape (n_references, n_features)
-    exclude : Tensor of shape (n_rows,) or None
-        Per row, a reference index that may not be chosen (the row's own slot in the pool, for
-        leave-one-out), or -1. A row whose only reference is excluded gets that one.
 
     Returns
     -------
     indices : Tensor of shape (n_rows,), dtype int64
     """
     n_rows, n_references = len(x), len(references)
-    indices = torch.empty(n_rows, dtype=torch.long, device=x.device)
+    indices = torch.zeros(n_rows, dtype=torch.long, device=x.device)
+    if n_references == 1:
+        return indices
     reference_step = min(n_references, _DISTANCE_CHUNK_VALUES)
     row_step = max(1, _DISTANCE_CHUNK_VALUES // reference_step)
     for row_start in range(0, n_rows, row_step):
         rows = x[row_start : row_start + row_step]
         best = torch.full((len(rows),), float("inf"), dtype=x.dtype, device=x.device)
         best_index = torch.zeros(len(rows), dtype=torch.long, device=x.device)
+        skipped = torch.zeros(len(rows), dtype=torch.bool, device=x.device)
         for start in range(0, n_references, reference_step):
             distances = torch.cdist(
                 rows,
                 references[start : start + reference_step],
                 compute_mode="donot_use_mm_for_euclid_dist",
             )
-            if exclude is not None:
-                own = exclude[row_start : row_start + row_step] - start
-                hit = (own >= 0) & (own < distances.shape[1])
-                distances[hit.nonzero()[:, 0], own[hit]] = float("inf")
+            coincide = distances == 0
+            # Skip the first coinciding reference of each row, once over all chunks.
+            to_skip = coincide.any(dim=1) & ~skipped
+            first = coincide.to(torch.int8).argmax(dim=1)
+            distances[to_skip, first[to_skip]] = float("inf")
+            skipped |= to_skip
             chunk_best, chunk_index = distances.min(dim=1)
             closer = chunk_best < best  # strict: ties keep the earlier chunk's lower index
             best = torch.where(closer, chunk_best, best)
             best_index = torch.where(closer, chunk_index + start, best_index)
-        if exclude is not None:
-            # Only the excluded reference exists: fall back to it.
-            alone = torch.isinf(best)
-            best_index[alone] = exclude[row_start : row_start + row_step][alone]
         indices[row_start : row_start + row_step] = best_index
     return indices
 
 
-def nearest_reference_residuals(x, references, exclude=None):
+def nearest_reference_residuals(x, references):
     """``x - x*`` with ``x*`` the Euclidean-nearest row of ``references`` (torch).
 
-    See :func:`nearest_reference_indices` for ``exclude`` and why each row's result is
-    independent of the other rows.
+    See :func:`nearest_reference_indices`: a row that is itself a reference is matched with
+    the nearest other one, and each row's result is independent of the other rows.
 
     Parameters
     ----------
     x : Tensor of shape (n_rows, n_features)
     references : Tensor of shape (n_references, n_features)
-    exclude : Tensor of shape (n_rows,) or None
     """
-    return x - references[nearest_reference_indices(x, references, exclude)]
+    return x - references[nearest_reference_indices(x, references)]
 
 
 def greedy_k_centre(X, size):
@@ -190,31 +192,6 @@ def greedy_k_centre(X, size):
         chosen[step] = np.argmax(nearest_squared)
         np.minimum(nearest_squared, ((X - X[chosen[step]]) ** 2).sum(axis=1), out=nearest_squared)
     return chosen
-
-
-def leave_one_out_residuals(X, rows, pool):
-    """Residuals of ``X[rows]`` against the nearest row of ``X[pool]`` other than themselves.
-
-    A row that is itself in the pool is matched with the nearest *other* pool member, so
-    that its residual looks like that of a new row scored against the pool (a row matched
-    with itself would get the residual 0).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    rows, pool : ndarray of int
-        Indices into ``X``.
-
-    Returns
-    -------
-    residuals : ndarray of shape (len(rows), n_features), dtype of ``X``
-    """
-    slot = np.full(len(X), -1)
-    slot[pool] = np.arange(len(pool))
-    residuals = nearest_reference_residuals(
-        torch.as_tensor(X[rows]), torch.as_tensor(X[pool]), torch.as_tensor(slot[rows])
-    )
-    return residuals.numpy()
 
 
 class _ResADNetwork(nn.Module):
@@ -623,9 +600,11 @@ class ResADDetector(BaseDeepDetector):
             The fitted detector.
         """
         self._fit(X, y=y, groups=groups)
-        # The base class calibrates on scores against the references as they stand, where a
-        # training row that is a reference matches itself; recalibrate on leave-one-out scores.
-        self.offset_ = self._offset_from(self.__dict__.pop("_training_scores"))
+        if self.reference is not None:
+            # offset_ was calibrated against the references drawn from the training rows
+            # (the training classes); the given ones are for scoring from now on.
+            reference = self._validate_input(self.reference, reset=False)
+            self._use_reference(reference, np.zeros(len(reference), dtype=int))
         return self
 
     def set_reference(self, X_ref, X_calib=None):
@@ -659,10 +638,11 @@ class ResADDetector(BaseDeepDetector):
         return float(np.percentile(scores, 100.0 * self.contamination))
 
     # ------------------------------------------------------------------ the method
-    def _use_reference(self, reference, reference_group):
+    def _use_reference(self, reference, reference_group, scaled=None):
+        """Score against ``reference`` (input units); ``scaled``: its known scaled rows."""
         self.reference_ = np.asarray(reference, dtype=np.float64)
         self.reference_group_ = np.asarray(reference_group, dtype=int)
-        self._reference_scaled = self._scale(self.reference_)
+        self._reference_scaled = self._scale(self.reference_) if scaled is None else scaled
 
     @property
     def _scoring_module(self):
@@ -698,7 +678,8 @@ class ResADDetector(BaseDeepDetector):
                     "at least 2, since a row's references are other normal rows of its group."
                 )
         if self.reference is not None:
-            user_reference = self._validate_input(self.reference, reset=False)
+            # Refuse a bad reference before training; fit applies it after calibration.
+            self._validate_input(self.reference, reset=False)
         pool_regime = self.reference_pool == "training-rows" or (
             self.reference_pool == "auto" and self.reference is None and len(self.groups_) == 1
         )
@@ -744,10 +725,13 @@ class ResADDetector(BaseDeepDetector):
         rows = np.zeros((n_samples, n_features + 1), dtype=np.float32)
         rows[:, -1] = is_anomaly
         if pool_regime:
-            # Fixed residuals: every row against its group's pool, never against itself.
+            # Fixed residuals: every row against its group's pool; a pool member is matched
+            # with the nearest other member (leave-one-out).
             for code, pool in enumerate(references):
                 members = np.flatnonzero(group_codes == code)
-                rows[members, :-1] = leave_one_out_residuals(X, members, pool)
+                rows[members, :-1] = nearest_reference_residuals(
+                    torch.as_tensor(X[members]), torch.as_tensor(X[pool])
+                ).numpy()
         redraw = _ReferenceRedraw(
             rows,
             None if pool_regime else X,
@@ -763,19 +747,12 @@ class ResADDetector(BaseDeepDetector):
         boundary = float(self.net_.criterion_.normal_boundary)
         self.normal_boundary_ = None if np.isnan(boundary) else boundary
 
-        # Scores of the training rows against all references drawn from them, leave-one-out,
-        # as the rows a test set would bring; fit calibrates offset_ on them.
+        # Scored against these (a training row that is a reference is matched with the
+        # nearest other one), the training rows calibrate offset_.
         reference_rows = np.concatenate(references)
-        residuals = leave_one_out_residuals(X, np.arange(n_samples), reference_rows)
-        scorer = inference_copy(
-            _ResidualScorer(self.net_.module_.constraintor, self.net_.module_.flow)
+        self._use_reference(
+            self._unscale(X[reference_rows]), group_codes[reference_rows], X[reference_rows]
         )
-        self._training_scores = self._forward(residuals, module=scorer).astype(np.float64)
-
-        if self.reference is not None:
-            self._use_reference(user_reference, np.zeros(len(user_reference), dtype=int))
-        else:
-            self._use_reference(self._unscale(X[reference_rows]), group_codes[reference_rows])
 
     def _unscale(self, scaled):
         """Input units of scaled rows (inverse of ``_scale``), float64."""
