@@ -9,7 +9,8 @@ for every method. Methods:
   ``NearestNeighbors``; PyOD's KNN with ``method='largest'``);
 * ``ResAD`` variants, each a ``ResADDetector`` with its defaults plus the settings named in
   ``VARIANTS`` (``ResAD``: the defaults, i.e. a one-class fit scores against all normal
-  training rows; ``ResAD few-shot``: ``reference_pool='few-shot'``, the previous default).
+  training rows; ``ResAD few-shot``: ``reference_pool='few-shot'``, the previous default;
+  ``ResAD 1000 refs``: a greedy k-centre coreset of at most 1000 training rows).
 
 Prints mean AUROC per method, per-dataset means, the datasets where each ResAD variant is
 ahead of KNN, and a paired Wilcoxon signed-rank test on the per-dataset means (ResAD variant
@@ -17,7 +18,7 @@ minus KNN). CPU seconds are ``time.process_time`` of fit + scoring (one thread).
 repository root:
 
     OMP_NUM_THREADS=1 nice python benchmarks/bench_resad_pool.py --threads 1 \\
-        --out docs/benchmarks/resad_pool_classical.csv
+        --data-dir ../shared/data/adbench/classical --out docs/benchmarks/resad_pool_classical.csv
 """
 
 import argparse
@@ -40,6 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
     "ResAD": {},
     "ResAD few-shot": {"reference_pool": "few-shot"},
+    "ResAD 1000 refs": {"max_references": 1000},
 }
 
 

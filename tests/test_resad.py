@@ -10,10 +10,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 
+import skuad.resad
 from skuad import ResADDetector
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
 from skuad.resad import (
     draw_training_residuals,
+    greedy_k_centre,
+    nearest_reference_indices,
     nearest_reference_residuals,
     residual_to_nearest,
     sample_without_replacement,
@@ -101,6 +104,93 @@ def test_training_references_are_redrawn_every_epoch():
     first = draw_training_residuals(X, np.zeros(50, int), np.ones(50, bool), 2, gen)
     second = draw_training_residuals(X, np.zeros(50, int), np.ones(50, bool), 2, gen)
     assert not np.allclose(first, second)
+
+
+def _brute_force_nearest(x, references):
+    """Nearest reference by explicit distances; a row equal to a reference skips it once."""
+    distances = np.linalg.norm(x[:, None, :] - references[None], axis=2)
+    for i in range(len(x)):
+        coincide = np.flatnonzero(distances[i] == 0)
+        if len(coincide) and len(references) > 1:
+            distances[i, coincide[0]] = np.inf
+    return distances.argmin(axis=1)
+
+
+@pytest.mark.parametrize("chunk_values", [7, 1 << 20])
+def test_nearest_reference_search_is_exact_in_any_chunking(monkeypatch, chunk_values):
+    monkeypatch.setattr(skuad.resad, "_DISTANCE_CHUNK_VALUES", chunk_values)
+    rng = np.random.RandomState(8)
+    references = rng.normal(size=(23, 3))
+    references[17] = references[4]  # a tie: the lower index wins
+    x = np.vstack([rng.normal(size=(40, 3)), references[4] + 1e-3])
+    found = nearest_reference_indices(torch.as_tensor(x), torch.as_tensor(references))
+    np.testing.assert_array_equal(found.numpy(), _brute_force_nearest(x, references))
+    assert found[-1] == 4
+
+
+@pytest.mark.parametrize("chunk_values", [5, 1 << 20])
+def test_a_row_that_is_a_reference_is_matched_with_another(monkeypatch, chunk_values):
+    # Leave-one-out: a training row in the pool never gets the residual 0 against itself.
+    monkeypatch.setattr(skuad.resad, "_DISTANCE_CHUNK_VALUES", chunk_values)
+    rng = np.random.RandomState(9)
+    pool = rng.normal(size=(15, 4))
+    residuals = nearest_reference_residuals(torch.as_tensor(pool), torch.as_tensor(pool)).numpy()
+    for i in range(15):
+        others = np.delete(pool, i, axis=0)
+        nearest = others[np.linalg.norm(others - pool[i], axis=1).argmin()]
+        np.testing.assert_allclose(residuals[i], pool[i] - nearest)
+    assert np.all(np.linalg.norm(residuals, axis=1) > 0)
+    # A row with two copies among the references: one is skipped, the other matches exactly.
+    doubled = np.vstack([pool, pool[:1]])
+    residual = nearest_reference_residuals(torch.as_tensor(pool[:1]), torch.as_tensor(doubled))
+    assert torch.all(residual == 0)
+    # A single reference: nothing else to match.
+    alone = nearest_reference_indices(torch.as_tensor(pool[:3]), torch.as_tensor(pool[:1]))
+    np.testing.assert_array_equal(alone.numpy(), [0, 0, 0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nearest_reference_of_a_row_does_not_depend_on_the_batch(dtype):
+    # Bit for bit: scoring may run a row in batches of any size, at any position.
+    rng = np.random.RandomState(10)
+    references = torch.as_tensor(rng.normal(size=(300, 17)), dtype=dtype)
+    x = torch.as_tensor(rng.normal(size=(257, 17)), dtype=dtype)
+    x[5] = references[7]
+    full = nearest_reference_residuals(x, references)
+    order = torch.as_tensor(rng.permutation(len(x)))
+    assert torch.equal(nearest_reference_residuals(x[order], references), full[order])
+    for start, stop in [(0, 1), (5, 6), (3, 70), (100, 257)]:
+        part = nearest_reference_residuals(x[start:stop], references)
+        assert torch.equal(part, full[start:stop])
+    # Padded with other rows (as a fixed-shape scoring batch is): same results.
+    padded = torch.cat([x[:10], torch.zeros(54, 17, dtype=dtype)])
+    assert torch.equal(nearest_reference_residuals(padded, references)[:10], full[:10])
+
+
+# ---------------------------------------------------------------------- the coreset
+def test_greedy_k_centre_picks_the_farthest_row_each_step():
+    rng = np.random.RandomState(11)
+    X = rng.normal(size=(200, 3))
+    chosen = greedy_k_centre(X, 25)
+    assert chosen.shape == (25,) and len(set(chosen.tolist())) == 25
+    assert chosen[0] == np.linalg.norm(X - X.mean(axis=0), axis=1).argmin()
+    for step in range(1, 25):
+        distance_to_chosen = np.linalg.norm(X[:, None, :] - X[chosen[:step]][None], axis=2).min(
+            axis=1
+        )
+        assert chosen[step] == distance_to_chosen.argmax()
+    np.testing.assert_array_equal(greedy_k_centre(X, 25), chosen)  # deterministic
+    # Greedy k-centre covers the data: every row is within the covering radius, and that
+    # radius is at most the smallest distance between two chosen rows.
+    radius = np.linalg.norm(X[:, None, :] - X[chosen][None], axis=2).min(axis=1).max()
+    gaps = np.linalg.norm(X[chosen][:, None] - X[chosen][None], axis=2)
+    assert radius <= gaps[~np.eye(25, dtype=bool)].min()
+
+
+def test_greedy_k_centre_keeps_every_row_when_they_fit():
+    X = np.random.RandomState(12).normal(size=(30, 2))
+    np.testing.assert_array_equal(greedy_k_centre(X, 30), np.arange(30))
+    np.testing.assert_array_equal(greedy_k_centre(X, 100), np.arange(30))
 
 
 # ---------------------------------------------------------------------- the flow
@@ -215,6 +305,113 @@ def test_unfitted_set_reference_raises(classes):
         ResADDetector().set_reference(classes[0][:4])
 
 
+# ---------------------------------------------------------------------- reference regimes
+def test_one_class_fit_scores_against_every_training_row():
+    rng = np.random.RandomState(13)
+    X = rng.normal(size=(150, 4))
+    detector = ResADDetector(**FAST).fit(X)
+    assert detector.reference_pool_ == "training-rows"
+    # The references are the training rows (in input units, through float32 scaling).
+    np.testing.assert_allclose(detector.reference_, X, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(detector.reference_group_, np.zeros(150))
+    few_shot = ResADDetector(reference_pool="few-shot", **FAST).fit(X)
+    assert few_shot.reference_pool_ == "few-shot"
+    assert few_shot.reference_.shape == (4, 4)
+
+
+def test_reference_pool_above_the_cap_is_a_k_centre_coreset():
+    rng = np.random.RandomState(14)
+    X = rng.normal(size=(120, 3))
+    detector = ResADDetector(max_references=15, **FAST).fit(X)
+    assert detector.reference_.shape == (15, 3)
+    scaled = detector._scale(X)
+    expected = np.sort(greedy_k_centre(scaled, 15))
+    np.testing.assert_allclose(detector.reference_, X[expected], rtol=1e-5, atol=1e-6)
+
+
+def _training_rows(monkeypatch):
+    """Capture the rows ``[residual | anomaly flag]`` ResAD trains on (before any epoch)."""
+    captured = []
+    train = ResADDetector._train
+
+    def capture(self, module, criterion, rows, *args, **kwargs):
+        captured.append(rows.copy())
+        return train(self, module, criterion, rows, *args, **kwargs)
+
+    monkeypatch.setattr(ResADDetector, "_train", capture)
+    return captured
+
+
+@pytest.mark.parametrize("max_references", [10_000, 25])
+def test_pool_training_residuals_are_leave_one_out(monkeypatch, max_references):
+    # Each training row's residual is against the nearest OTHER pool member: the residuals
+    # scoring a new row against the pool gives, never the residual 0 of a row against itself.
+    captured = _training_rows(monkeypatch)
+    rng = np.random.RandomState(15)
+    X = rng.normal(size=(80, 3))
+    detector = ResADDetector(max_references=max_references, **FAST).fit(X)
+    residuals = captured[0][:, :-1]
+    scaled = detector._scale(X)
+    pool = detector._reference_scaled
+    for i in range(len(X)):
+        candidates = pool[np.any(pool != scaled[i], axis=1)]
+        nearest = candidates[np.linalg.norm(candidates - scaled[i], axis=1).argmin()]
+        np.testing.assert_allclose(residuals[i], scaled[i] - nearest, atol=1e-6)
+    assert np.all(np.linalg.norm(residuals, axis=1) > 0)
+
+
+def test_pool_offset_flags_contamination_of_training_and_of_new_rows():
+    # Training rows score leave-one-out, like new rows: the threshold set on them flags
+    # about the same fraction of new rows of the same distribution.
+    rng = np.random.RandomState(16)
+    X, X_new = rng.normal(size=(400, 5)), rng.normal(size=(2000, 5))
+    detector = ResADDetector(contamination=0.1, **FAST).fit(X)
+    assert np.mean(detector.predict(X) == -1) == pytest.approx(0.1, abs=0.01)
+    assert np.mean(detector.predict(X_new) == -1) == pytest.approx(0.1, abs=0.05)
+
+
+def test_pool_scores_do_not_depend_on_the_batch():
+    rng = np.random.RandomState(17)
+    X = rng.normal(size=(300, 6))
+    detector = ResADDetector(max_references=100, **FAST).fit(X)
+    X_test = np.vstack([rng.normal(scale=1.5, size=(1500, 6)), X[:20]])
+    full = detector.score_samples(X_test)
+    order = rng.permutation(len(X_test))
+    np.testing.assert_array_equal(detector.score_samples(X_test[order]), full[order])
+    for start, stop in [(0, 1), (7, 40), (1400, 1520)]:
+        np.testing.assert_array_equal(detector.score_samples(X_test[start:stop]), full[start:stop])
+
+
+def test_pool_regime_detects_rows_away_from_every_training_row():
+    # Normal rows on two far-apart clusters; anomalies between them. Against all training
+    # rows the anomalies stand out (a few random references may all lie in one cluster).
+    rng = np.random.RandomState(18)
+    centres = np.array([[-6.0, 0.0, 0.0], [6.0, 0.0, 0.0]])
+    X = np.vstack([c + rng.normal(size=(200, 3)) for c in centres])
+    X_test = np.vstack(
+        [c + rng.normal(size=(100, 3)) for c in centres] + [rng.normal(size=(40, 3)) * 1.0]
+    )
+    labels = np.r_[np.zeros(200), np.ones(40)]
+    settings = {**FAST, "epochs": 10}
+    pool = ResADDetector(**settings).fit(X).score_samples(X_test)
+    assert roc_auc_score(labels, -pool) > 0.95
+
+
+def test_groups_or_a_given_reference_select_the_few_shot_regime(classes):
+    X, groups, _ = classes
+    train = groups < 3
+    grouped = ResADDetector(**FAST).fit(X[train], groups=groups[train])
+    assert grouped.reference_pool_ == "few-shot"
+    given = ResADDetector(reference=X[groups == 3][:4], **FAST).fit(X[groups == 0])
+    assert given.reference_pool_ == "few-shot"
+    np.testing.assert_array_equal(given.reference_, X[groups == 3][:4])
+    # Forced pools, one per group, pooled for scoring.
+    pooled = ResADDetector(reference_pool="training-rows", **FAST)
+    pooled.fit(X[train], groups=groups[train])
+    assert pooled.reference_.shape == (120, 4)
+    np.testing.assert_array_equal(np.bincount(pooled.reference_group_), [40, 40, 40])
+
+
 # ---------------------------------------------------------------------- labelled anomalies
 def _with_anomalies(X, groups):
     rng = np.random.RandomState(7)
@@ -253,9 +450,11 @@ def test_labelled_anomalies_are_used_when_asked(classes):
     assert detector.n_anomalies_used_ == 12
     assert detector.constraintor_active_
     assert detector.normal_boundary_ is not None and np.isfinite(detector.normal_boundary_)
-    # Anomalies never serve as references.
-    anomalous_rows = {tuple(row) for row in X[y == 1]}
-    assert not anomalous_rows & {tuple(row) for row in detector.reference_}
+    # Anomalies never serve as references: every reference is (up to float32 rounding) a
+    # normal training row.
+    gaps = np.abs(detector.reference_[:, None, :] - X[None]).max(axis=2)
+    assert np.all(y[gaps.argmin(axis=1)] == 0)
+    assert gaps.min(axis=1).max() < 1e-5
     same_as_bool = ResADDetector(use_anomaly_labels=True, **{**FAST, "epochs": 5})
     same_as_bool.fit(X, y.astype(bool), groups=groups)
     np.testing.assert_array_equal(detector.score_samples(X), same_as_bool.score_samples(X))
