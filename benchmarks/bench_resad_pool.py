@@ -64,10 +64,12 @@ def knn_scores(X_fit, X_test, k):
     return -distances[:, -1]
 
 
-def timed(score):
-    start = time.process_time()
-    scores = score()
-    return scores, time.process_time() - start
+def method_scores(method, X_fit, X_test, seed, k):
+    """Test scores (higher = more normal) of ``method`` fitted on ``X_fit``."""
+    if method == "KNN":
+        return knn_scores(X_fit, X_test, k)
+    params = {"random_state": seed, "device": "cpu", **VARIANTS[method]}
+    return ResADDetector(**params).fit(X_fit).score_samples(X_test)
 
 
 def main():
@@ -79,14 +81,10 @@ def main():
         for seed in args.seeds:
             X_run, y_run = subsample(X, y, args.max_rows, seed)
             X_fit, X_test, y_test = split(X_run, y_run, "one-class", seed)
-            methods = {"KNN": lambda: knn_scores(X_fit, X_test, args.k)}
-            for variant in args.variants:
-                params = {"random_state": seed, "device": "cpu", **VARIANTS[variant]}
-                methods[variant] = lambda params=params: (
-                    ResADDetector(**params).fit(X_fit).score_samples(X_test)
-                )
-            for method, score in methods.items():
-                scores, seconds = timed(score)
+            for method in ["KNN", *args.variants]:
+                start = time.process_time()
+                scores = method_scores(method, X_fit, X_test, seed, args.k)
+                seconds = time.process_time() - start
                 auroc = roc_auc_score(y_test, -scores)
                 records.append((path.stem, seed, len(X_fit), method, auroc, seconds))
                 print(f"{path.stem:16s} seed {seed} {method:16s} {auroc:.4f} {seconds:7.1f} s")
