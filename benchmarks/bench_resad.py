@@ -14,7 +14,10 @@ Protocol (one run = every method side by side on the same rows):
   baselines use the same K rows: distance to the nearest reference, IsolationForest and
   skuad DeepSVDD fitted on them;
 * upper references: one-class models fitted on the whole reference pool (1-NN distance,
-  IsolationForest, DeepSVDD).
+  IsolationForest, DeepSVDD), and ResAD given the whole pool two ways: ``ResAD, whole pool``
+  is a one-class ``ResADDetector`` (defaults) fitted on the pool, which scores against all
+  of its rows; ``<variant>, whole pool as references`` is each seen-class model after
+  ``set_reference`` with the whole pool.
 
 The table is the mean AUROC over unseen categories, draws and splits (± the standard
 deviation of the per-split means), followed by the paired per-split difference of each ResAD
@@ -169,6 +172,18 @@ def paired_differences(results, variants):
     return table
 
 
+def whole_pool_differences(results):
+    """Per split, mean AUROC of each whole-pool ResAD minus the full-pool nearest distance."""
+    full = results[results.shots == 0].groupby(["method", "split"]).auroc.mean().unstack("split")
+    if "nearest distance (full)" not in full.index:
+        return None
+    table = full.filter(like="whole pool", axis=0) - full.loc["nearest distance (full)"]
+    table.columns = [f"split {c}" for c in table.columns]
+    table["mean"] = table.mean(axis=1)
+    table["splits ahead"] = (table.filter(like="split ") > 0).sum(axis=1)
+    return table
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -221,6 +236,13 @@ def main():
             full_pool = one_class_scores(X[pool], X_test, split, args.svdd_epochs, args.baselines)
             for method, score in full_pool.items():
                 records.append((split, name, 0, 0, f"{method} (full)", auroc(y_test, score)))
+            whole_pool = ResADDetector(random_state=split, device="cpu").fit(X[pool])
+            score = whole_pool.score_samples(X_test)
+            records.append((split, name, 0, 0, "ResAD, whole pool", auroc(y_test, score)))
+            for variant, detector in detectors.items():
+                score = detector.set_reference(X[pool]).score_samples(X_test)
+                method = f"{variant}, whole pool as references"
+                records.append((split, name, 0, 0, method, auroc(y_test, score)))
             for shots in args.shots:
                 for seed in range(args.seeds):
                     drawn = rng.choice(pool, size=shots, replace=False)
@@ -253,6 +275,11 @@ def main():
     print()
     print(table.fillna("").to_string())
     differences = paired_differences(results, args.variants)
+    whole_pool = whole_pool_differences(results)
+    if whole_pool is not None:
+        print()
+        print("Whole pool, paired per-split differences of mean AUROC (minus 1-NN distance):")
+        print(whole_pool.round(3).to_string())
     if differences is not None:
         print()
         print("Paired per-split differences of mean AUROC (ResAD variant minus baseline):")

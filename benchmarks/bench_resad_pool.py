@@ -34,6 +34,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from skuad import ResADDetector
 from skuad.benchmark import DEFAULT_DATA_DIR, find_datasets, split, subsample
+from skuad.benchmark import _natural_key as natural_key
 from skuad.datasets import load_adbench
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,12 @@ def parse_args():
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help=", ".join(VARIANTS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="CSV of every AUROC")
+    parser.add_argument(
+        "--summary", type=Path, default=None, help="CSV of mean AUROC per dataset and method"
+    )
+    parser.add_argument(
+        "--from-csv", type=Path, default=None, help="report on an --out CSV instead of running"
+    )
     return parser.parse_args()
 
 
@@ -74,6 +81,9 @@ def method_scores(method, X_fit, X_test, seed, k):
 
 def main():
     args = parse_args()
+    if args.from_csv is not None:
+        report(pd.read_csv(args.from_csv), args.summary)
+        return
     torch.set_num_threads(args.threads)
     records = []
     for path in find_datasets(args.data_dir, args.datasets):
@@ -90,14 +100,21 @@ def main():
                 print(f"{path.stem:16s} seed {seed} {method:16s} {auroc:.4f} {seconds:7.1f} s")
             if args.out is not None:
                 pd.DataFrame(records, columns=COLUMNS).to_csv(args.out, index=False)
-    report(pd.DataFrame(records, columns=COLUMNS))
+    report(pd.DataFrame(records, columns=COLUMNS), args.summary)
 
 
 COLUMNS = ["dataset", "seed", "n_train", "method", "auroc", "cpu_seconds"]
 
 
-def report(results):
+def report(results, summary_path=None):
     per_set = results.groupby(["dataset", "method"]).auroc.mean().unstack("method")
+    per_set = per_set.sort_index(key=lambda names: names.map(lambda name: natural_key(Path(name))))
+    order = ["KNN", *[m for m in VARIANTS if m in per_set.columns]]
+    per_set = per_set[order + [m for m in per_set.columns if m not in order]]
+    if summary_path is not None:
+        summary = per_set.copy()
+        summary.loc["mean"] = per_set.mean()
+        summary.round(4).to_csv(summary_path)
     spread = results.groupby(["dataset", "method"]).auroc.std().unstack("method")
     print("\nMean AUROC per dataset (over seeds):")
     print(per_set.round(3).to_string())
