@@ -6,16 +6,17 @@ detector fitted on the normal rows of the 70 %, MinMax scaling fitted on them), 
 for every method. Methods:
 
 * ``KNN``: minus the distance to the ``--k``-th nearest training row (scikit-learn
-  ``NearestNeighbors``; PyOD's KNN with ``method='largest'``);
+  ``NearestNeighbors``; PyOD's KNN with ``method='largest'``); ``1-NN``: minus the distance
+  to the nearest training row (ranks rows as ResAD with an untrained flow would);
 * ``ResAD`` variants, each a ``ResADDetector`` with its defaults plus the settings named in
   ``VARIANTS`` (``ResAD``: the defaults, i.e. a one-class fit scores against all normal
   training rows; ``ResAD few-shot``: ``reference_pool='few-shot'``, the previous default;
   ``ResAD 1000 refs``: a greedy k-centre coreset of at most 1000 training rows).
 
 Prints mean AUROC per method, per-dataset means, the datasets where each ResAD variant is
-ahead of KNN, and a paired Wilcoxon signed-rank test on the per-dataset means (ResAD variant
-minus KNN). CPU seconds are ``time.process_time`` of fit + scoring (one thread). Run from the
-repository root:
+ahead of each baseline, and a paired Wilcoxon signed-rank test on the per-dataset means
+(ResAD variant minus baseline). CPU seconds are ``time.process_time`` of fit + scoring (one
+thread). Run from the repository root:
 
     OMP_NUM_THREADS=1 nice python benchmarks/bench_resad_pool.py --threads 1 \\
         --data-dir ../shared/data/adbench/classical --out docs/benchmarks/resad_pool_classical.csv
@@ -71,10 +72,15 @@ def knn_scores(X_fit, X_test, k):
     return -distances[:, -1]
 
 
+BASELINES = ("KNN", "1-NN")
+
+
 def method_scores(method, X_fit, X_test, seed, k):
     """Test scores (higher = more normal) of ``method`` fitted on ``X_fit``."""
     if method == "KNN":
         return knn_scores(X_fit, X_test, k)
+    if method == "1-NN":
+        return knn_scores(X_fit, X_test, 1)
     params = {"random_state": seed, "device": "cpu", **VARIANTS[method]}
     return ResADDetector(**params).fit(X_fit).score_samples(X_test)
 
@@ -91,7 +97,7 @@ def main():
         for seed in args.seeds:
             X_run, y_run = subsample(X, y, args.max_rows, seed)
             X_fit, X_test, y_test = split(X_run, y_run, "one-class", seed)
-            for method in ["KNN", *args.variants]:
+            for method in [*BASELINES, *args.variants]:
                 start = time.process_time()
                 scores = method_scores(method, X_fit, X_test, seed, args.k)
                 seconds = time.process_time() - start
@@ -109,27 +115,34 @@ COLUMNS = ["dataset", "seed", "n_train", "method", "auroc", "cpu_seconds"]
 def report(results, summary_path=None):
     per_set = results.groupby(["dataset", "method"]).auroc.mean().unstack("method")
     per_set = per_set.sort_index(key=lambda names: names.map(lambda name: natural_key(Path(name))))
-    order = ["KNN", *[m for m in VARIANTS if m in per_set.columns]]
+    order = [m for m in (*BASELINES, *VARIANTS) if m in per_set.columns]
     per_set = per_set[order + [m for m in per_set.columns if m not in order]]
     if summary_path is not None:
         summary = per_set.copy()
         summary.loc["mean"] = per_set.mean()
         summary.round(4).to_csv(summary_path)
     spread = results.groupby(["dataset", "method"]).auroc.std().unstack("method")
+    spread = spread.reindex(index=per_set.index, columns=per_set.columns)
     print("\nMean AUROC per dataset (over seeds):")
     print(per_set.round(3).to_string())
     print("\nMean over datasets:")
     print(per_set.mean().round(4).to_string())
     print(f"mean seed-to-seed std: {spread.mean().round(4).to_dict()}")
     print("CPU seconds, total:", results.groupby("method").cpu_seconds.sum().round(0).to_dict())
-    for method in per_set.columns.drop("KNN"):
-        difference = per_set[method] - per_set["KNN"]
-        ahead = difference[difference > 0].index.tolist()
-        line = f"\n{method} minus KNN: mean {difference.mean():+.4f}, ahead on {len(ahead)}"
-        line += f" of {len(difference)} ({', '.join(ahead)})"
-        if len(difference) > 1 and np.any(difference != 0):
-            line += f"; Wilcoxon signed-rank p = {wilcoxon(difference).pvalue:.3f}"
-        print(line)
+    baselines = [m for m in BASELINES if m in per_set.columns]
+    for baseline in baselines:
+        for method in per_set.columns.drop(baselines):
+            difference = per_set[method] - per_set[baseline]
+            ahead = difference[difference > 0].index.tolist()
+            line = f"\n{method} minus {baseline}: mean {difference.mean():+.4f}, ahead on "
+            line += f"{len(ahead)} of {len(difference)} ({', '.join(ahead)})"
+            if len(difference) > 1 and np.any(difference != 0):
+                line += f"; Wilcoxon signed-rank p = {wilcoxon(difference).pvalue:.3f}"
+            # Differences within the seed-to-seed spread of either method are not counted.
+            noise = spread[[method, baseline]].max(axis=1)
+            clearly = (difference > noise).sum(), (difference < -noise).sum()
+            line += f"; beyond the seed std: ahead on {clearly[0]}, behind on {clearly[1]}"
+            print(line)
 
 
 if __name__ == "__main__":
