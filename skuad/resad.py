@@ -93,14 +93,15 @@ def draw_training_residuals(X, groups, is_candidate, n_reference, rng):
     return residuals
 
 
-def nearest_reference_indices(x, references):
+def nearest_reference_indices(x, references, coincidence_radius=None):
     """Index of each row's Euclidean-nearest reference (torch), in bounded memory.
 
-    A row that coincides with a reference (distance exactly 0) is matched with the nearest
-    *other* reference: a training row that is itself a reference then gets the residual a new
-    row would get (leave-one-out), not the residual 0; only the first coinciding reference is
-    skipped, so a row with several exact copies among the references still has residual 0.
-    With a single reference there is nothing else to match: that one is used.
+    A row that coincides with a reference (distance at most that reference's
+    ``coincidence_radius``; exactly 0 when None) is matched with the nearest *other*
+    reference: a training row that is itself a reference then gets the residual a new row
+    would get (leave-one-out), not the residual 0. Only the first coinciding reference is
+    skipped, so a row with several copies among the references still has residual 0. With a
+    single reference there is nothing else to match: that one is used.
 
     Distances are computed pair by pair (``torch.cdist`` without its matrix-product
     shortcut), so a row's result never depends on the other rows it is computed with: the
@@ -113,6 +114,7 @@ def nearest_reference_indices(x, references):
     ----------
     x : Tensor of shape (n_rows, n_features)
     references : Tensor of shape (n_references, n_features)
+    coincidence_radius : Tensor of shape (n_references,) or None
 
     Returns
     -------
@@ -135,7 +137,11 @@ def nearest_reference_indices(x, references):
                 references[start : start + reference_step],
                 compute_mode="donot_use_mm_for_euclid_dist",
             )
-            coincide = distances == 0
+            if coincidence_radius is None:
+                coincide = distances == 0
+            else:
+                radius = coincidence_radius[start : start + reference_step]
+                coincide = distances <= radius[None, :]
             # Skip the first coinciding reference of each row, once over all chunks.
             to_skip = coincide.any(dim=1) & ~skipped
             first = coincide.to(torch.int8).argmax(dim=1)
@@ -149,7 +155,7 @@ def nearest_reference_indices(x, references):
     return indices
 
 
-def nearest_reference_residuals(x, references):
+def nearest_reference_residuals(x, references, coincidence_radius=None):
     """``x - x*`` with ``x*`` the Euclidean-nearest row of ``references`` (torch).
 
     See :func:`nearest_reference_indices`: a row that is itself a reference is matched with
@@ -159,8 +165,9 @@ def nearest_reference_residuals(x, references):
     ----------
     x : Tensor of shape (n_rows, n_features)
     references : Tensor of shape (n_references, n_features)
+    coincidence_radius : Tensor of shape (n_references,) or None
     """
-    return x - references[nearest_reference_indices(x, references)]
+    return x - references[nearest_reference_indices(x, references, coincidence_radius)]
 
 
 def greedy_k_centre(X, size):
@@ -233,13 +240,15 @@ class _ReferenceScorer(nn.Module):
     the other rows of the batch (see :func:`nearest_reference_indices`).
     """
 
-    def __init__(self, constraintor, flow, references):
+    def __init__(self, constraintor, flow, references, coincidence_radius):
         super().__init__()
         self.residual_scorer = _ResidualScorer(constraintor, flow)
         self.register_buffer("references", references)
+        self.register_buffer("coincidence_radius", coincidence_radius)
 
     def forward(self, x):
-        return self.residual_scorer(nearest_reference_residuals(x, self.references))
+        residual = nearest_reference_residuals(x, self.references, self.coincidence_radius)
+        return self.residual_scorer(residual)
 
 
 class _ResADLoss(nn.Module):
@@ -652,7 +661,23 @@ class ResADDetector(BaseDeepDetector):
             network.constraintor,
             network.flow,
             torch.as_tensor(self._reference_scaled, device=device),
+            torch.as_tensor(self._coincidence_radius(self._reference_scaled), device=device),
         )
+
+    def _coincidence_radius(self, scaled_references):
+        """Per reference, the distance (scaled units) within which a row is that reference.
+
+        A row equal to a reference in input units reaches the network through float32
+        rounding of its input and of its scaled values: the two differ by at most about
+        ``eps * (|row| / scale + |scaled row|)``, ``|row| / scale`` being the distance from
+        the scaled origin of the input units. Rows that close count as the reference itself,
+        so float32 and float64 input score alike.
+        """
+        scaled_references = np.asarray(scaled_references, dtype=np.float64)
+        origin = self._scale(np.zeros((1, scaled_references.shape[1])))
+        size = np.linalg.norm(scaled_references - origin, axis=1)
+        size += np.linalg.norm(scaled_references, axis=1)
+        return (4 * np.finfo(np.float32).eps * size).astype(np.float32)
 
     def _score_batch(self, output, x):
         return output
@@ -730,7 +755,9 @@ class ResADDetector(BaseDeepDetector):
             for code, pool in enumerate(references):
                 members = np.flatnonzero(group_codes == code)
                 rows[members, :-1] = nearest_reference_residuals(
-                    torch.as_tensor(X[members]), torch.as_tensor(X[pool])
+                    torch.as_tensor(X[members]),
+                    torch.as_tensor(X[pool]),
+                    torch.as_tensor(self._coincidence_radius(X[pool])),
                 ).numpy()
         redraw = _ReferenceRedraw(
             rows,

@@ -370,6 +370,19 @@ def test_pool_offset_flags_contamination_of_training_and_of_new_rows():
     assert np.mean(detector.predict(X_new) == -1) == pytest.approx(0.1, abs=0.05)
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_training_rows_score_leave_one_out_from_float32_input_too(offset):
+    # A training row given as float32 is still recognised as the reference it is (up to the
+    # rounding of its values), instead of scoring as a perfect match at residual ~1e-8.
+    rng = np.random.RandomState(19)
+    X = offset + rng.normal(size=(200, 4))
+    detector = ResADDetector(**FAST).fit(X)
+    exact = detector.score_samples(X)
+    rounded = detector.score_samples(X.astype(np.float32))
+    np.testing.assert_allclose(rounded, exact, rtol=1e-3, atol=1e-3)
+    assert np.ptp(exact) > 0.1  # leave-one-out scores vary; self-matches would all be equal
+
+
 def test_pool_scores_do_not_depend_on_the_batch():
     rng = np.random.RandomState(17)
     X = rng.normal(size=(300, 6))
