@@ -479,6 +479,12 @@ class ResADDetector(BaseDeepDetector):
     After :meth:`set_reference`, ``offset_`` keeps the threshold calibrated on the training
     classes unless normal rows of the new class are passed as ``X_calib``.
 
+    A row equal to one of the references (up to float32 rounding) is matched with the
+    nearest *other* reference. Scores of the training rows are therefore leave-one-out
+    scores, like those of new rows, and ``offset_`` calibrated on them holds for new data.
+    With ``'training-rows'`` the fitted detector stores up to ``max_references`` normal
+    training rows per group, as nearest-neighbour detectors store their training data.
+
     References
     ----------
     .. [1] Yao, X., Chen, Z., Gao, C., Zhai, G., Zhang, C. "ResAD: A Simple Framework for Class
