@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback
 from torch import nn
 
-from skuad.base import BaseDeepDetector
+from skuad.base import BaseDeepDetector, shared_parameter_docs
 from skuad.losses import boundary_guided_loss, residual_constraint_loss
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
 
@@ -128,7 +128,7 @@ class _ResADNetwork(nn.Module):
 
 
 class _ReferenceScorer(nn.Module):
-    """Scoring network: rows -> per-dimension log-likelihood of their residual."""
+    """Scoring network: rows -> the flow's ``(z, log|det|)`` for their constrained residual."""
 
     def __init__(self, constraintor, flow, references):
         super().__init__()
@@ -138,7 +138,7 @@ class _ReferenceScorer(nn.Module):
 
     def forward(self, x):
         residual = nearest_reference_residuals(x, self.references)
-        return self.flow.log_prob(self.constraintor(residual)) / x.shape[1]
+        return self.flow(self.constraintor(residual))
 
 
 class _ResADLoss(nn.Module):
@@ -210,6 +210,7 @@ class _ReferenceRedraw(Callback):
         self.rows = self.X = self.groups = self.is_normal = None
 
 
+@shared_parameter_docs
 class ResADDetector(BaseDeepDetector):
     """ResAD: an anomaly detector that generalises to new classes from a few normal references.
 
@@ -295,14 +296,7 @@ class ResADDetector(BaseDeepDetector):
     optimizer : {'adam', 'adamw', 'sgd'}, default='adam'
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows and stop when their loss stops improving.
-    validation_fraction : float in (0, 1), default=0.1
-    n_iter_no_change : int, default=10
-    tol : float, default=1e-4
-    device : str, default='auto'
-        ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the weights, the reference draws and the shuffling.
-    verbose : int, default=0
+    %(shared_parameters)s
 
     Attributes
     ----------
@@ -408,6 +402,7 @@ class ResADDetector(BaseDeepDetector):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        working_memory=64,
         random_state=None,
         verbose=0,
     ):
@@ -424,6 +419,7 @@ class ResADDetector(BaseDeepDetector):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             device=device,
+            working_memory=working_memory,
             random_state=random_state,
             verbose=verbose,
         )
@@ -518,7 +514,9 @@ class ResADDetector(BaseDeepDetector):
         )
 
     def _score_batch(self, output, x):
-        return output
+        # The per-dimension log-likelihood of the residual under the flow.
+        z, log_det = output
+        return (standard_normal_log_density(z) + log_det) / x.shape[1]
 
     def _scales_globally(self):
         return self.feature_scaling == "global"
