@@ -120,7 +120,7 @@ def demo(seed=0, epochs=None, figure="skuad-demo.png", device=DEFAULT_DEVICE, ou
 
 
 def _save_roc_figure(curves, path):
-    """One panel of ROC curves per task; returns the absolute path, or None without matplotlib."""
+    """One panel of ROC curves per task; returns the path, or None without matplotlib."""
     try:
         import matplotlib
 
@@ -140,7 +140,7 @@ def _save_roc_figure(curves, path):
         ax.legend(loc="lower right", fontsize="small", title="AUROC")
     fig.suptitle("skuad demo: ROC curves on the test split (anomaly = positive)")
     fig.tight_layout()
-    path = Path(path).resolve()
+    path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
