@@ -38,6 +38,7 @@ from skuad.benchmark import (
     split,
     subsample,
 )
+from skuad.cli import HelpFormatter
 from skuad.datasets import load_adbench
 from skuad.metrics import outlier_roc_auc_score
 
@@ -207,18 +208,6 @@ def rst_table(header, rows):
     return "\n".join([rule, body[0], rule, *body[1:], rule])
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default; options without a plain default say theirs in their help."""
-
-    def _get_help_string(self, action):
-        no_default = (
-            action.default is None or isinstance(action.default, bool) or action.default == []
-        )
-        if no_default or "(default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def parser(description):
-    """An argument parser that shows every option's default."""
+    """An argument parser that shows every option's default, as the ``skuad`` command does."""
     return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)

@@ -215,7 +215,7 @@ def bench(args, out=None):
 
 
 # ---------------------------------------------------------------------------- parser
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default; options without a plain default say theirs in their help."""
 
     def _get_help_string(self, action):
@@ -248,7 +248,7 @@ def _parser():
         description="Every skuad detector and IsolationForest, one-class, on scikit-learn's "
         "breast cancer table and digits images: prints AUROC, average precision and fit time, "
         "and saves a figure of ROC curves.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     demo_parser.add_argument("--seed", type=int, default=0, help="split and model seed")
     demo_parser.add_argument(
@@ -272,7 +272,7 @@ def _parser():
         "y = 1 for anomalies): stratified 70/30 split per seed, MinMax scaling fitted on the "
         "training rows. Name the datasets with --datasets, or run every file of the data "
         "directory with --all; the command says how many fits it will run before starting.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     bench_parser.add_argument(
         "--data-dir",
