@@ -575,7 +575,7 @@ def auroc_table(summary, protocol):
     with a last row of means over datasets; returns ``(header, rows)`` of numbers.
 
     A failed cell is NaN; a detector's mean is NaN unless it has a value on every dataset (a
-    mean over fewer datasets would not be comparable).
+    mean over fewer datasets would not be comparable). ``write_tables`` rounds it to 0.1.
     """
     detectors = list(dict.fromkeys(row["detector"] for row in summary))
     rows = [row for row in summary if row["protocol"] == protocol]
@@ -597,20 +597,21 @@ def auroc_table(summary, protocol):
 
 
 METRICS_COLUMNS = {
-    # column: (summary key, scale)
-    "auroc_pct": ("auroc", 100),
-    "auroc_pct_std": ("auroc_std", 100),
-    "average_precision_pct": ("average_precision", 100),
-    "average_precision_pct_std": ("average_precision_std", 100),
-    "fit_seconds": ("fit_seconds", 1),
-    "fit_cpu_seconds": ("fit_cpu_seconds", 1),
-    "score_rows_per_second": ("score_rows_per_second", 1),
+    # column: (summary key, scale, decimals kept in the CSV)
+    "auroc_pct": ("auroc", 100, 2),
+    "auroc_pct_std": ("auroc_std", 100, 2),
+    "average_precision_pct": ("average_precision", 100, 2),
+    "average_precision_pct_std": ("average_precision_std", 100, 2),
+    "fit_seconds": ("fit_seconds", 1, 4),
+    "fit_cpu_seconds": ("fit_cpu_seconds", 1, 4),
+    "score_rows_per_second": ("score_rows_per_second", 1, 0),
 }
 
 
 def metrics_table(summary):
     """Every metric per (dataset, protocol, detector), means and standard deviations over
-    seeds, AUROC and average precision in %; returns ``(header, rows)`` of numbers."""
+    seeds, AUROC and average precision in % (2 decimals), seconds (4 decimals), rows per second
+    (whole); returns ``(header, rows)`` of numbers (NaN as an empty string)."""
     header = ["dataset", "protocol", "detector", "runs", "failed", *METRICS_COLUMNS]
     table = [
         [
@@ -619,7 +620,10 @@ def metrics_table(summary):
             row["detector"],
             row["runs"],
             row["failed"],
-            *(scale * row[key] for key, scale in METRICS_COLUMNS.values()),
+            *(
+                _rounded(scale * row[key], digits)
+                for key, scale, digits in METRICS_COLUMNS.values()
+            ),
         ]
         for row in summary
     ]
@@ -708,11 +712,11 @@ def markdown_tables(results):
     return "\n".join(lines) + "\n"
 
 
-def _rounded(value):
-    """Numbers as CSV cells: floats to 4 decimals (NaN as an empty cell), others unchanged."""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else round(value, 4)
-    return value
+def _rounded(value, digits):
+    """A number for a CSV cell: ``digits`` decimals (an int for 0), NaN as an empty cell."""
+    if math.isnan(value):
+        return ""
+    return round(value) if digits == 0 else round(value, digits)
 
 
 def write_tables(results, output_dir, name="bench", command=""):
@@ -730,16 +734,17 @@ def write_tables(results, output_dir, name="bench", command=""):
     write_csv(results, paths[0])
     heading = f"Command: `{command}`\n\n" if command else ""
     paths[1].write_text(heading + markdown_tables(results))
-    tables = {
-        f"{name}_auroc_{protocol}.csv": auroc_table(summary, protocol)
-        for protocol in dict.fromkeys(row["protocol"] for row in summary)
-    }
+    tables = {}
+    for protocol in dict.fromkeys(row["protocol"] for row in summary):
+        header, table = auroc_table(summary, protocol)
+        rounded = [[row[0], *(_rounded(value, 1) for value in row[1:])] for row in table]
+        tables[f"{name}_auroc_{protocol}.csv"] = header, rounded
     tables[f"{name}_metrics.csv"] = metrics_table(summary)
     for filename, (header, table) in tables.items():
         path = output_dir / filename
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
-            writer.writerows([_rounded(cell) for cell in row] for row in table)
+            writer.writerows(table)
         paths.append(path)
     return paths

@@ -168,8 +168,8 @@ def test_bench_writes_csv_and_markdown(adbench_dir, tmp_path, capsys):
     cells = np.array([[float(cell) for cell in row[1:]] for row in auroc[1:]])
     for i, dataset in enumerate(("1_easy", "2_wider")):
         for j, detector in enumerate(detectors):
-            np.testing.assert_allclose(cells[i, j], expected(dataset, detector)[0], atol=1e-4)
-    np.testing.assert_allclose(cells[2], cells[:2].mean(axis=0), atol=1e-4)
+            np.testing.assert_allclose(cells[i, j], expected(dataset, detector)[0], atol=0.051)
+    np.testing.assert_allclose(cells[2], cells[:2].mean(axis=0), atol=0.101)  # rounded to 0.1
     with open(out_dir / "bench_metrics.csv") as handle:
         metrics = list(csv.DictReader(handle))
     assert len(metrics) == 2 * 2 * 4
@@ -179,8 +179,9 @@ def test_bench_writes_csv_and_markdown(adbench_dir, tmp_path, capsys):
         if (row["dataset"], row["protocol"], row["detector"]) == ("2_wider", "one-class", "KNN")
     )
     mean, std = expected("2_wider", "KNN", "average_precision")
-    np.testing.assert_allclose(float(knn["average_precision_pct"]), mean, atol=1e-4)
-    np.testing.assert_allclose(float(knn["average_precision_pct_std"]), std, atol=1e-4)
+    np.testing.assert_allclose(float(knn["average_precision_pct"]), mean, atol=0.0051)
+    np.testing.assert_allclose(float(knn["average_precision_pct_std"]), std, atol=0.0051)
+    assert knn["score_rows_per_second"].isdigit()
     assert (knn["runs"], knn["failed"]) == ("2", "0")
 
 
