@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits
-from sklearn.utils import check_random_state
+from sklearn.model_selection import train_test_split
 
 
 def load_digits_task(normal_digits=(0,)):
@@ -72,32 +72,34 @@ def load_adbench(path):
     return X.astype(np.float64), y.astype(int)
 
 
-def one_class_split(X, y, *, train_size=0.7, random_state=None):
-    """The one-class protocol: train on a fraction of the normal rows only.
+def one_class_split(X, y, *, test_size=0.3, random_state=None):
+    """The one-class protocol of ADBench: train on the normal rows of a stratified split.
+
+    ``X, y`` are split into a training and a test part, stratified by ``y`` (as ADBench does);
+    the detector is trained on the normal rows of the training part and tested on the whole
+    test part, which keeps the anomaly rate of ``y``. The anomalies of the training part are
+    not used. ``skuad bench`` and the scripts in ``benchmarks/`` use this split.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
     y : ndarray of shape (n_samples,)
         1 for anomalies, 0 for normal rows.
-    train_size : float, default=0.7
-        Fraction of the normal rows used for training.
+    test_size : float, default=0.3
+        Fraction of the rows (of each label) in the test part.
     random_state : int, RandomState instance or None
-        Seeds the choice of training rows.
+        Seeds the split.
 
     Returns
     -------
     X_train : ndarray
-        Normal rows only.
+        The normal rows of the training part.
     X_test : ndarray
-        The other normal rows and every anomaly.
+        The test part: ``test_size`` of the normal rows and of the anomalies.
     y_test : ndarray
         1 for anomalies, 0 for normal rows, aligned with ``X_test``.
     """
-    rng = check_random_state(random_state)
-    normal = np.flatnonzero(y == 0)
-    rng.shuffle(normal)
-    n_train = int(round(train_size * len(normal)))
-    train = normal[:n_train]
-    test = np.setdiff1d(np.arange(len(y)), train)
-    return X[train], X[test], y[test]
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, stratify=y, random_state=random_state
+    )
+    return X_train[y_train == 0], X_test, y_test
