@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 import skuad
 from skuad.base import BaseDeepDetector
-from skuad.datasets import one_class_split
+from skuad.datasets import one_class_split, resolve_adbench
 from skuad.metrics import outlier_average_precision_score, outlier_roc_auc_score
 
 __all__ = [
@@ -409,40 +409,22 @@ def find_datasets(data_dir=None, names=None):
     """Paths of the ADBench ``.npz`` files to run: every one in ``data_dir``, or ``names``.
 
     ``data_dir`` is a folder of ``.npz`` files or an ADBench directory holding ``classical/``.
-    ``names`` may be file stems (``6_cardio``), file names or paths. Anything that is not an
-    existing ``.npz`` file raises ``ValueError`` naming it.
+    ``names`` may be file stems (``6_cardio``), file names or paths; a name not found there is
+    taken from skuad's download cache, and downloaded into it the first time
+    (:func:`skuad.datasets.resolve_adbench`). Anything else raises ``ValueError`` naming it.
     """
     data_dir = Path(data_dir) if data_dir is not None else None
     if data_dir is not None and not data_dir.is_dir():
         raise ValueError(f"--data-dir {data_dir}: not a directory.")
     if data_dir is not None and (data_dir / "classical").is_dir():
         data_dir = data_dir / "classical"
-    if not names:
-        if data_dir is None:
-            raise ValueError("Give --data-dir or --datasets.")
-        paths = sorted(data_dir.glob("*.npz"), key=_natural_key)
-        if not paths:
-            raise ValueError(f"{data_dir}: no ADBench .npz files (arrays X and y) found.")
-        return paths
-    paths = []
-    for name in names:
-        path = Path(name)
-        if data_dir is not None and not path.exists():
-            path = data_dir / name
-            if not path.exists() and path.suffix == "":
-                path = path.with_suffix(".npz")
-        if data_dir is None and not path.exists():
-            raise ValueError(
-                f"{name}: no such file, and no data directory to look in (pass --data-dir or "
-                f"set ${DATA_DIR_ENV})."
-            )
-        if path.suffix != ".npz":
-            raise ValueError(
-                f"{name}: only ADBench .npz files holding arrays X and y can be benchmarked."
-            )
-        if not path.is_file():
-            raise ValueError(f"{name}: no such .npz file{f' in {data_dir}' if data_dir else ''}.")
-        paths.append(path)
+    if names:
+        return [resolve_adbench(name, data_dir) for name in names]
+    if data_dir is None:
+        raise ValueError("Give --data-dir or --datasets.")
+    paths = sorted(data_dir.glob("*.npz"), key=_natural_key)
+    if not paths:
+        raise ValueError(f"{data_dir}: no ADBench .npz files (arrays X and y) found.")
     return paths
 
 

@@ -350,7 +350,7 @@ def main(argv=None):
         elif args.command == "bench":
             args.argv = argv[1:]
             bench(args)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # bad input, or a download that failed
         print(f"skuad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

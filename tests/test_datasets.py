@@ -181,10 +181,6 @@ def test_resolve_prefers_local_files_then_fetches(mirror, tmp_path):
         resolve_adbench("nothing", local, home, **options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs skuad/cli.py's bench to resolve --datasets with skuad.datasets.resolve_adbench",
-)
 def test_skuad_bench_runs_on_a_fresh_machine_from_the_download_cache(
     mirror, tmp_path, monkeypatch, capsys
 ):
