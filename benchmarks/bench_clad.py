@@ -1,4 +1,4 @@
-"""Benchmark skuad's CLADDetector against skuad's DeepSVDD and scikit-learn's IsolationForest.
+"""Benchmark skuad's CLADDetector against skuad's DeepSVDD and the classical baselines.
 
 Suites (one per run, each kept under about 20 minutes on one CPU thread):
 
@@ -15,11 +15,12 @@ Suites (one per run, each kept under about 20 minutes on one CPU thread):
   ADBench sets outside ``ADBENCH_SETS`` (``--datasets ...``) served the same purpose for
   tabular CLAD.
 
-Protocol (one-class): train on 70 % of the normal rows (:func:`skuad.datasets.one_class_split`),
-test on the other 30 % plus every anomaly; AUROC with the anomaly as the positive class, never
-flipped. ``--seeds`` seeds per task (split and models). ADBench tables get a ``MinMaxScaler``
-fitted on the training rows first, as ADBench does; images are passed as raw pixels (the
-detectors standardise internally).
+Protocol: the one-class protocol of ``skuad bench`` (benchmarks/_common.py), a stratified 70/30
+split, training on the normal rows of the 70 %; AUROC with the anomaly as the positive class,
+never flipped. ``--seeds`` seeds per task (split and models). ADBench tables get a
+``MinMaxScaler`` fitted on the training rows first, as ADBench does; images are passed as raw
+pixels (the detectors standardise internally). The baselines are those of ``skuad bench``:
+IsolationForest, LocalOutlierFactor and KNN (distance to the 5th nearest training row).
 
 CLAD is scored twice from the same fit: ``CLAD`` (defaults: temperature 1000, epsilon 0) and
 ``CLAD-ODIN`` (temperature 1000, epsilon ``--odin-epsilon``, default 0.05, the best step on
@@ -30,7 +31,9 @@ labels, as the paper's per-scenario settings did).
 detectors: CLAD's classifier and score trained on the true digit of each normal training row
 (``CLAD-oracle``), or on pure finer clusters -- each true digit split by k-means on its pixels
 into ``ceil(n_clusters / number of digits)`` parts (``CLAD-oracle-split``) -- instead of DEC's
-self-labels. They show what a better self-labeling stage could give.
+self-labels. They show what a better self-labeling stage could give. (They replace CLAD's DEC
+stage through its private ``_deep_embedded_clustering`` method, as no public option sets
+CLAD's self-labels.)
 
 Examples
 --------
@@ -43,28 +46,21 @@ Examples
         --clad classifier_head="'student_t'" --out /tmp/clad_val/st
 """
 
-import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
+import _common
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
-from sklearn.ensemble import IsolationForest
-from sklearn.metrics import roc_auc_score
-from sklearn.preprocessing import MinMaxScaler
 
 import skuad
 from skuad import CLADDetector, DeepSVDD
 from skuad.benchmark import parse_param
-from skuad.datasets import load_adbench, one_class_split
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "adbench"
 SCENARIOS = {"CUR": (0, 3, 8), "STR": (1, 4, 7), "MIX": (2, 5, 6, 9)}
 # Digit groups used only to choose CLAD's settings (suite ``digits-val``): other groupings than
 # CUR/STR/MIX, so no choice is made on the reported scenarios' test labels.
@@ -125,17 +121,12 @@ def scenario_tasks(suite, names):
 
 
 def adbench_tasks(data_dir, names):
-    for name in names:
-        path = data_dir / "classical" / f"{name}.npz"
-        if not path.exists():
-            print(f"skipping {name}: {path} not found", file=sys.stderr)
-            continue
-        X, y = load_adbench(path)
+    for name, X, y in _common.classical_sets(_common.data_dir(data_dir), names):
         yield name, X, y, None, None
 
 
 def auroc(model, X, y):
-    return 100.0 * roc_auc_score(y, -model.score_samples(X))
+    return 100.0 * _common.auroc(y, model.score_samples(X))
 
 
 class OracleLabelCLAD(CLADDetector):
@@ -170,10 +161,7 @@ def run_task(suite, task, X, y, image_shape, digits, seed, args):
     if digits is not None:
         # Carry each row's digit through the split and subsampling (oracle diagnostic only).
         X = np.column_stack([X, digits])
-    X_train, X_test, y_test = one_class_split(X, y, random_state=seed)
-    if image_shape is None:
-        scaler = MinMaxScaler().fit(X_train)
-        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    X_train, X_test, y_test = _common.split(X, y, "one-class", seed, scale=image_shape is None)
     rng = np.random.RandomState(seed)
     if len(X_train) > args.max_train_rows:
         X_train = X_train[rng.choice(len(X_train), args.max_train_rows, replace=False)]
@@ -191,7 +179,7 @@ def run_task(suite, task, X, y, image_shape, digits, seed, args):
     models = {
         "CLAD": CLADDetector(**clad_params, **common),
         "DeepSVDD": DeepSVDD(**svdd_budget, **common),
-        "IsolationForest": IsolationForest(random_state=seed),
+        **{name: _common.baseline(name, seed) for name in _common.BASELINES},
     }
     if digits is not None:
         oracle_labels = {"CLAD-oracle": train_digits}
@@ -208,11 +196,7 @@ def run_task(suite, task, X, y, image_shape, digits, seed, args):
     models = {name: model for name, model in models.items() if name in args.models}
     rows = []
     for name, model in models.items():
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(X_train)
-        seconds = time.perf_counter() - start
+        seconds, _ = _common.timed_fit(model, X_train)
         rows.append((name, auroc(model, X_test, y_test), seconds))
         if name.startswith("CLAD"):
             model.set_params(epsilon=args.odin_epsilon)
@@ -248,35 +232,34 @@ def summarise(results, suite):
     )
     grid = sorted(m for m in table if m.startswith("CLAD T="))
     oracle = ["CLAD-oracle", "CLAD-oracle-ODIN", "CLAD-oracle-split", "CLAD-oracle-split-ODIN"]
-    names = ["CLAD", "CLAD-ODIN", *grid, *oracle, "DeepSVDD", "LAMP", "IsolationForest"]
+    names = ["CLAD", "CLAD-ODIN", *grid, *oracle, "DeepSVDD", "LAMP", *_common.BASELINES]
     order = [m for m in names if m in table]
-    lines = []
     header = ["task", *order]
     paper = suite in ("digits", "mnist")
     if paper:
         header += ["paper CLAD", "paper DeepSVDD"]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
+    rows = []
     known = [t for t in [*SCENARIOS, *VALIDATION_GROUPS, *ADBENCH_SETS] if t in table.index]
     tasks = known + sorted(set(table.index) - set(known))
     for task in tasks:
         cells = [f"{table.loc[task, m]:.1f} ± {spread.loc[task, m]:.1f}" for m in order]
         if paper:
             cells += [f"{PAPER[task]['CLAD']:.1f}", f"{PAPER[task]['DeepSVDD']:.1f}"]
-        lines.append("| " + " | ".join([task, *cells]) + " |")
-    means = [f"{table[m].mean():.1f}" for m in order]
-    lines.append("| mean | " + " | ".join(means) + (" | | |" if paper else " |"))
+        rows.append([task, *cells])
+    rows.append(["mean", *(f"{table[m].mean():.1f}" for m in order), *(["", ""] if paper else [])])
+    lines = [_common.markdown_table(header, rows), ""]
     fit = results.groupby("model")["fit_s"].mean()
-    lines.append("")
     lines.append("mean fit seconds: " + ", ".join(f"{m} {fit[m]:.1f}" for m in order))
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__.splitlines()[0])
     parser.add_argument("suite", choices=["digits", "digits-val", "mnist", "mnist-val", "adbench"])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--datasets", nargs="*", default=ADBENCH_SETS)
+    _common.add_data_dir_argument(parser)
+    parser.add_argument(
+        "--datasets", nargs="*", default=ADBENCH_SETS, help="ADBench classical sets (adbench)"
+    )
     parser.add_argument(
         "--scenarios",
         nargs="*",
@@ -293,8 +276,9 @@ def main(argv=None):
     parser.add_argument(
         "--models",
         nargs="*",
-        default=["CLAD", "DeepSVDD", "IsolationForest", "LAMP"],
-        help="models to run (CLAD, DeepSVDD, IsolationForest, LAMP; digit suites only, "
+        default=["CLAD", "DeepSVDD", "LAMP", *_common.BASELINES],
+        help="models to run (CLAD, DeepSVDD, LAMP, IsolationForest, LocalOutlierFactor, KNN; "
+        "digit suites only, "
         "diagnostics: CLAD-oracle, CLAD-oracle-split, CLAD's classifier trained on the true "
         "digits or on pure finer clusters of them)",
     )
@@ -303,14 +287,16 @@ def main(argv=None):
         action="store_true",
         help="also score each CLAD fit with every (temperature, epsilon) of SCORE_GRID",
     )
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed")
     parser.add_argument(
         "--epochs", type=int, help="every epoch budget of CLAD and DeepSVDD (default: per suite)"
     )
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--n-clusters", type=int, default=10)
-    parser.add_argument("--odin-epsilon", type=float, default=0.05)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--n-clusters", type=int, default=10, help="CLAD's n_clusters")
+    parser.add_argument(
+        "--odin-epsilon", type=float, default=0.05, help="ODIN step of the CLAD-ODIN rows"
+    )
     parser.add_argument(
         "--max-train-rows",
         type=int,
@@ -323,7 +309,9 @@ def main(argv=None):
         default=100_000,
         help="cap on test rows per task (a random subset of normal and anomalous test rows)",
     )
-    parser.add_argument("--no-lamp", dest="lamp", action="store_false")
+    parser.add_argument(
+        "--no-lamp", dest="lamp", action="store_false", help="leave LAMP out (adbench)"
+    )
     parser.add_argument("--out", type=Path, help="write <out>.csv and <out>.md")
     args = parser.parse_args(argv)
     # The same PARAM=VALUE reading as ``skuad bench --param`` (Python literal, else a string).

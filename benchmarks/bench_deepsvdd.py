@@ -1,15 +1,15 @@
-"""Benchmark skuad's DeepSVDD against PyOD's DeepSVDD and scikit-learn's IsolationForest.
+"""Benchmark skuad's DeepSVDD against PyOD's DeepSVDD and the classical baselines.
 
-One-class protocol on the ADBench classical sets: train on 70 % of the normal rows
-(:func:`skuad.datasets.one_class_split`), test on the other 30 % plus every anomaly, for each
-seed. A ``MinMaxScaler`` fitted on the training rows is applied first, as ADBench does (both
-deep models standardise again internally; IsolationForest is invariant to it). 11_donors and
+The one-class protocol of ``skuad bench`` on the ADBench classical sets (benchmarks/_common.py):
+a stratified 70/30 split per seed, training on the normal rows of the 70 %, a ``MinMaxScaler``
+fitted on the training rows (both deep models standardise again internally). 11_donors and
 16_http (over 500,000 rows) are left out; sets over ``--max-rows`` rows are subsampled,
 stratified by label, per seed.
 
 Models (``--models``), fitted one after another on the same split in the same process:
 
-* ``iforest`` -- ``sklearn.ensemble.IsolationForest(random_state=seed)``;
+* ``IsolationForest``, ``LocalOutlierFactor``, ``KNN`` -- the baselines of ``skuad bench``
+  (defaults; KNN is the distance to the 5th nearest training row);
 * ``pyod`` -- ``pyod.models.deep_svdd.DeepSVDD`` with its defaults (100 epochs, batch 32,
   lr 1e-4, ``hidden_neurons=[64, 32]``);
 * ``skuad-eq`` -- ``skuad.DeepSVDD`` at PyOD's budget and network size: no pre-training,
@@ -19,9 +19,9 @@ Models (``--models``), fitted one after another on the same split in the same pr
 * ``skuad-nopre`` -- ``skuad.DeepSVDD(pretrain=False)``, other defaults unchanged.
 
 ``--digits`` runs the image benchmark instead: ``load_digits`` as 8x8 images
-(``image_shape=(1, 8, 8)``), one digit normal at a time, with IsolationForest and skuad's
-convolutional DeepSVDD (default, without pre-training, and the authors' MNIST LeNet sizes)
-plus the MLP on the same split.
+(``image_shape=(1, 8, 8)``, pixels divided by 16), one digit normal at a time, with the
+baselines and skuad's convolutional DeepSVDD (default, without pre-training, and the authors'
+MNIST LeNet sizes) plus the MLP on the same split.
 
 Fit times are wall-clock and process CPU seconds with ``--threads`` torch threads (CPU seconds
 are the fair measure on a shared machine). ``--jobs`` runs data sets in parallel processes.
@@ -30,29 +30,23 @@ Writes ``OUT.csv`` (one row per data set, seed and model) and ``OUT.md`` (the ta
 Examples
 --------
     nice python benchmarks/bench_deepsvdd.py --out benchmarks/results/deepsvdd_adbench
+        (with --data-dir DIR, or $SKUAD_DATA_DIR, when ../shared/data/adbench is absent)
     nice python benchmarks/bench_deepsvdd.py --digits --out benchmarks/results/deepsvdd_digits
 """
 
-import argparse
-import sys
 import time
-import warnings
 from functools import partial
 from pathlib import Path
 
+import _common
 import numpy as np
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
-from sklearn.ensemble import IsolationForest
-from sklearn.metrics import roc_auc_score
-from sklearn.preprocessing import MinMaxScaler
 
 from skuad import DeepSVDD
-from skuad.datasets import load_adbench, load_digits_task, one_class_split
+from skuad.datasets import load_adbench, load_digits_task
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "adbench" / "classical"
 # Hundreds of thousands of rows: kept for scaling work, not for this quality table.
 EXCLUDED = {"11_donors", "16_http"}
 
@@ -87,20 +81,21 @@ def pyod_default(seed, n_features):
     return PyODDeepSVDD(n_features=n_features, random_state=seed, verbose=0)
 
 
-def iforest(seed, n_features):
-    return IsolationForest(random_state=seed)
+def baseline(name, seed, n_features):
+    return _common.baseline(name, seed)
 
 
+BASELINES = {name: partial(baseline, name) for name in _common.BASELINES}
 IMAGE = dict(image_shape=(1, 8, 8))
 TABULAR_MODELS = {
-    "iforest": iforest,
+    **BASELINES,
     "pyod": pyod_default,
     "skuad-eq": skuad_equal,
     "skuad": skuad_default,
     "skuad-nopre": partial(skuad_default, pretrain=False),
 }
 DIGITS_MODELS = {
-    "iforest": iforest,
+    **BASELINES,
     "skuad-conv": partial(skuad_default, **IMAGE),
     "skuad-conv-nopre": partial(skuad_default, pretrain=False, **IMAGE),
     # The authors' MNIST LeNet: two blocks of 8 and 4 filters, 32-d representation.
@@ -109,19 +104,14 @@ DIGITS_MODELS = {
 }
 
 
-def anomaly_scores(model, X):
-    """Higher = more anomalous for every model (scikit-learn's scores are negated)."""
+def normality_scores(model, X):
+    """Higher = more normal for every model (PyOD's decision_function is negated)."""
     if hasattr(model, "score_samples"):
-        return -model.score_samples(X)
-    return model.decision_function(X)
+        return model.score_samples(X)
+    return -model.decision_function(X)
 
 
-def timed_fit(model, X):
-    wall, cpu = time.perf_counter(), time.process_time()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(X)
-    return time.perf_counter() - wall, time.process_time() - cpu
+timed_fit = _common.timed_fit
 
 
 def warm_up(n_features):
@@ -131,27 +121,13 @@ def warm_up(n_features):
     timed_fit(pyod_default(0, n_features).set_params(epochs=1), X)
 
 
-def cap_rows(X, y, max_rows, seed):
-    """Stratified subsample to ``max_rows`` rows (keeps the anomaly rate)."""
-    if max_rows is None or len(X) <= max_rows:
-        return X, y
-    rng = np.random.RandomState(seed)
-    keep = []
-    for label in (0, 1):
-        rows = np.flatnonzero(y == label)
-        n_keep = int(round(max_rows * len(rows) / len(y)))
-        keep.append(rng.choice(rows, n_keep, replace=False))
-    keep = np.sort(np.concatenate(keep))
-    return X[keep], y[keep]
-
-
 def evaluate(models, X_train, X_test, y_test, context):
     """Fit and score each model; one result row (``context`` + measurements) per model."""
     rows = []
     for name, make in models.items():
         model = make(context["seed"], X_train.shape[1])
         wall, cpu = timed_fit(model, X_train)
-        auroc = 100 * roc_auc_score(y_test, anomaly_scores(model, X_test))
+        auroc = 100 * _common.auroc(y_test, normality_scores(model, X_test))
         rows.append(dict(context, model=name, auroc=auroc, fit_wall_s=wall, fit_cpu_s=cpu))
         print(
             f"{context['dataset']} seed {context['seed']} {name:16s} AUROC {auroc:6.2f}  "
@@ -168,10 +144,8 @@ def adbench_task(path, args, models):
     warm_up(X_all.shape[1])
     rows = []
     for seed in args.seeds:
-        X, y = cap_rows(X_all, y_all, args.max_rows, seed)
-        X_train, X_test, y_test = one_class_split(X, y, random_state=seed)
-        scaler = MinMaxScaler().fit(X_train)
-        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        X, y = _common.subsample(X_all, y_all, args.max_rows, seed)
+        X_train, X_test, y_test = _common.split(X, y, "one-class", seed)
         context = dict(dataset=path.stem, seed=seed, n_rows=len(X), n_train=len(X_train))
         rows += evaluate(models, X_train, X_test, y_test, context)
     return rows
@@ -185,7 +159,7 @@ def digits_task(digit, args, models):
     X = X / 16.0  # pixel values 0..16 -> [0, 1]
     rows = []
     for seed in args.seeds:
-        X_train, X_test, y_test = one_class_split(X, y, random_state=seed)
+        X_train, X_test, y_test = _common.split(X, y, "one-class", seed, scale=False)
         context = dict(dataset=f"digit {digit}", seed=seed, n_rows=len(X), n_train=len(X_train))
         rows += evaluate(models, X_train, X_test, y_test, context)
     return rows
@@ -195,12 +169,8 @@ def run(args, save_partial):
     if args.digits:
         task, items, registry = digits_task, range(10), DIGITS_MODELS
     else:
-        data_dir = Path(args.data_dir)
-        if args.datasets:
-            items = [data_dir / f"{name}.npz" for name in args.datasets]
-        else:
-            items = [p for p in data_dir.glob("*.npz") if p.stem not in EXCLUDED]
-        items = sorted(items, key=lambda p: int(p.stem.split("_")[0]))
+        paths = _common.find_datasets(_common.data_dir(args.data_dir), args.datasets)
+        items = [p for p in paths if args.datasets or p.stem not in EXCLUDED]
         task, registry = adbench_task, TABULAR_MODELS
     models = {name: registry[name] for name in args.models or registry}
     rows = []
@@ -224,30 +194,29 @@ def markdown_tables(results, digits):
     grouped = results.groupby(["dataset", "model"], sort=False)
     auroc = grouped["auroc"].agg(["mean", "std"]).unstack("model")
     datasets = list(dict.fromkeys(results["dataset"]))
-    lines = ["AUROC (%), mean ± std over seeds", ""]
     header = ["dataset", *order] + (["paper DeepSVDD, full MNIST"] if digits else [])
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for i, name in enumerate(datasets):
         cells = [f"{auroc['mean'][m][name]:.2f} ± {auroc['std'][m][name]:.2f}" for m in order]
-        paper = [f"{PAPER_MNIST[i]:.1f}"] if digits else []
-        lines.append("| " + " | ".join([name, *cells, *paper]) + " |")
+        rows.append([name, *cells, *([f"{PAPER_MNIST[i]:.1f}"] if digits else [])])
     means = results.groupby(["model", "seed"])["auroc"].mean().groupby("model")
     cells = [f"**{means.mean()[m]:.2f}** ± {means.std()[m]:.2f}" for m in order]
-    paper = [f"{np.mean(PAPER_MNIST):.1f}"] if digits else []
-    lines.append("| " + " | ".join(["**mean**", *cells, *paper]) + " |")
+    rows.append(["**mean**", *cells, *([f"{np.mean(PAPER_MNIST):.1f}"] if digits else [])])
+    lines = ["AUROC (%), mean ± std over seeds", "", _common.markdown_table(header, rows)]
     lines += ["", "(mean row: mean over data sets, ± std of that mean over seeds)", ""]
     times = grouped[["fit_wall_s", "fit_cpu_s"]].mean().unstack("model")
-    lines += ["Fit time (s), mean over seeds: wall / CPU", ""]
-    lines += [
-        "| " + " | ".join(["dataset", "n_train", *order]) + " |",
-        "|" + "---|" * (len(order) + 2),
-    ]
     n_train = results.groupby("dataset", sort=False)["n_train"].mean()
-    for name in datasets:
-        cells = [
-            f"{times['fit_wall_s'][m][name]:.2f} / {times['fit_cpu_s'][m][name]:.2f}" for m in order
+    rows = [
+        [
+            name,
+            f"{n_train[name]:.0f}",
+            *(
+                f"{times['fit_wall_s'][m][name]:.2f} / {times['fit_cpu_s'][m][name]:.2f}"
+                for m in order
+            ),
         ]
-        lines.append("| " + " | ".join([name, f"{n_train[name]:.0f}", *cells]) + " |")
+        for name in datasets
+    ]
     total = (
         results.groupby(["model", "seed"])[["fit_wall_s", "fit_cpu_s"]]
         .sum()
@@ -255,18 +224,18 @@ def markdown_tables(results, digits):
         .mean()
     )
     cells = [f"**{total['fit_wall_s'][m]:.1f} / {total['fit_cpu_s'][m]:.1f}**" for m in order]
-    lines.append("| " + " | ".join(["**total per seed**", "", *cells]) + " |")
+    rows.append(["**total per seed**", "", *cells])
+    lines += ["Fit time (s), mean over seeds: wall / CPU", ""]
+    lines.append(_common.markdown_table(["dataset", "n_train", *order], rows))
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__.splitlines()[0])
+    _common.add_data_dir_argument(parser)
     parser.add_argument(
-        "--data-dir",
-        default=str(DEFAULT_DATA_DIR),
-        help="folder of ADBench classical .npz files (default: %(default)s)",
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one split and fit per seed"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
         "--datasets", nargs="+", help="file stems, e.g. 6_cardio 38_thyroid (default: all)"
     )
@@ -274,10 +243,9 @@ def main(argv=None):
         "--max-rows",
         type=int,
         default=8000,
-        help="stratified subsample of larger sets (default %(default)s: caps 23_mammography "
-        "and 32_shuttle)",
+        help="stratified subsample of larger sets (the default caps 23_mammography and 32_shuttle)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
         "--jobs", type=int, default=1, help="data sets (or digits) run in parallel processes"
     )
@@ -289,8 +257,6 @@ def main(argv=None):
     parser.add_argument("--digits", action="store_true", help="run the load_digits benchmark")
     parser.add_argument("--out", required=True, help="output path prefix: writes .csv and .md")
     args = parser.parse_args(argv)
-    if not args.digits and not Path(args.data_dir).is_dir():
-        parser.error(f"--data-dir {args.data_dir} is not a directory")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     out = Path(args.out)
@@ -302,8 +268,7 @@ def main(argv=None):
 
     results = run(args, save_partial)
     save_partial(results)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    text = f"Command: `{command}`\n\n" + markdown_tables(results, args.digits)
+    text = f"Command: `{_common.command_line()}`\n\n" + markdown_tables(results, args.digits)
     text += f"\nTotal benchmark time: {time.perf_counter() - started:.0f} s\n"
     out.with_suffix(".md").write_text(text)
     print(text)

@@ -1,9 +1,8 @@
 """Ablation of LAMP loss amplification: plain autoencoder vs amplified vs searched factor.
 
-One-class protocol (see docs/detectors/lamp.rst): for each dataset and seed, train on 70 % of
-the normal rows (at most ``--max-train`` of them, drawn at random), test on the other normal
-rows plus every anomaly; min-max scaling fitted on the training rows. Arms, all on the same
-split:
+The one-class protocol of ``skuad bench`` (benchmarks/_common.py): for each dataset and seed, a
+stratified 70/30 split, training on the normal rows of the 70 % (at most ``--max-train`` of them,
+drawn at random); min-max scaling fitted on the training rows. Arms, all on the same split:
 
 * ``plain``: ``LAMPAutoencoderDetector(amplification=0)``, the ordinary autoencoder;
 * ``a=<f>``: the same network and training, amplification ``f``;
@@ -13,7 +12,8 @@ split:
   :class:`skuad.model_selection.InlierKFold`, scored by ``make_outlier_scorer('roc_auc')``.
   The refit on all training rows is the ``a=<chosen>`` arm (same data and seed, so identical);
 * ``PyOD AE``: ``pyod.models.auto_encoder.AutoEncoder`` with its defaults (CPU, seeded);
-* ``IForest``: ``sklearn.ensemble.IsolationForest`` with its defaults.
+* ``IsolationForest``, ``LocalOutlierFactor``, ``KNN``: the baselines of ``skuad bench``
+  (defaults; KNN is the distance to the 5th nearest training row).
 
 Digits: ``sklearn.datasets.load_digits``, one digit normal at a time, the LAMP arms use the
 convolutional autoencoder (``image_shape=(1, 8, 8)``).
@@ -30,24 +30,20 @@ digit tasks. Results and conclusion: docs/detectors/lamp.rst.
 Prints one line per fit and a summary table (AUROC %, mean over seeds) in reStructuredText.
 """
 
-import argparse
 import math
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 import torch
-from sklearn.ensemble import IsolationForest
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import MinMaxScaler
 
 from skuad import LAMPAutoencoderDetector
-from skuad.datasets import load_adbench, load_digits_task, one_class_split
-from skuad.metrics import make_outlier_scorer, outlier_roc_auc_score
+from skuad.datasets import load_digits_task
+from skuad.metrics import make_outlier_scorer
 from skuad.model_selection import InlierKFold, with_synthetic_outliers
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "adbench"
 
 # The ADBench subset of methods/benchmarks.md section 6.4 without its three largest sets
 # (24_mnist, 28_pendigits, 32_shuttle), to keep the run near 20 minutes on one thread.
@@ -68,20 +64,30 @@ DATASETS = [
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--datasets", nargs="*", default=DATASETS)
-    parser.add_argument("--digits", nargs="*", type=int, default=list(range(10)))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--grid", nargs="+", type=float, default=[0.0, 1.0, 10.0, 100.0])
+    parser = _common.parser(__doc__.split("\n\n")[0])
+    _common.add_data_dir_argument(parser)
+    parser.add_argument("--datasets", nargs="*", default=DATASETS, help="ADBench classical sets")
+    parser.add_argument(
+        "--digits", nargs="*", type=int, default=list(range(10)), help="normal digits, one a task"
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. SEEDS-1")
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        type=float,
+        default=[0.0, 1.0, 10.0, 100.0],
+        help="amplification factors",
+    )
     parser.add_argument(
         "--mode", default="log", choices=["log", "linear", "power"], help="amplification_mode"
     )
-    parser.add_argument("--per", default="element", choices=["element", "sample"])
+    parser.add_argument(
+        "--per", default="element", choices=["element", "sample"], help="amplify_per"
+    )
     parser.add_argument("--cv", type=int, default=2, help="InlierKFold folds of the search")
     parser.add_argument("--max-train", type=int, default=1000, help="cap on training rows")
     parser.add_argument("--steps", type=int, default=250, help="about this many Adam steps per fit")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--output", type=Path, default=None, help="CSV of every run")
     return parser.parse_args(argv)
 
@@ -103,13 +109,9 @@ def lamp_params(n_train, batch_size, steps, image_shape, mode="log", per="elemen
 
 
 def tasks(args):
-    for name in args.datasets:
-        path = args.data_dir / "classical" / f"{name}.npz"
-        if not path.exists():
-            print(f"skip {name}: {path} not found", flush=True)
-            continue
-        X, y = load_adbench(path)
-        yield name, X, y, None
+    if args.datasets:
+        for name, X, y in _common.classical_sets(_common.data_dir(args.data_dir), args.datasets):
+            yield name, X, y, None
     for digit in args.digits:
         X, y = load_digits_task(normal_digits=(digit,))
         yield f"digits-{digit}", X, y, (1, 8, 8)
@@ -117,7 +119,7 @@ def tasks(args):
 
 def run_task(name, X, y, image_shape, seed, args):
     """Every arm on one split; returns {arm: AUROC} and the chosen factor."""
-    X_train, X_test, y_test = one_class_split(X, y, random_state=seed)
+    X_train, X_test, y_test = _common.split(X, y, "one-class", seed, scale=False)
     if len(X_train) > args.max_train:
         keep = np.random.RandomState(seed).choice(len(X_train), args.max_train, replace=False)
         X_train = X_train[np.sort(keep)]
@@ -133,9 +135,7 @@ def run_task(name, X, y, image_shape, seed, args):
         start = time.perf_counter()
         detector.fit(X_train)
         seconds[arm] = time.perf_counter() - start
-        results[arm] = outlier_roc_auc_score(
-            y_test, detector.score_samples(X_test), y_convention="anomaly"
-        )
+        results[arm] = _common.auroc(y_test, detector.score_samples(X_test))
         return detector
 
     for factor in args.grid:
@@ -164,10 +164,9 @@ def run_task(name, X, y, image_shape, seed, args):
     pyod_ae = AutoEncoder(random_state=seed, device="cpu", verbose=0).fit(X_train)
     seconds["PyOD AE"] = time.perf_counter() - start
     # PyOD scores are higher = more abnormal.
-    results["PyOD AE"] = outlier_roc_auc_score(
-        y_test, -pyod_ae.decision_function(X_test), y_convention="anomaly"
-    )
-    record("IForest", IsolationForest(random_state=seed))
+    results["PyOD AE"] = _common.auroc(y_test, -pyod_ae.decision_function(X_test))
+    for name in _common.BASELINES:
+        record(name, _common.baseline(name, seed))
     return results, seconds, chosen, params["epochs"]
 
 
@@ -202,18 +201,14 @@ def summary_table(rows, arms):
         axis=0,
     )
     body.append(["mean rank", *(f"{r:.2f}" for r in ranks), ""])
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    rule = "  ".join("=" * w for w in widths)
-    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), rule]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
-    lines.append(rule)
-    return "\n".join(lines)
+    return _common.rst_table(header, body)
 
 
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    arms = ["plain", *(f"a={f:g}" for f in args.grid if f != 0), "searched", "PyOD AE", "IForest"]
+    arms = ["plain", *(f"a={f:g}" for f in args.grid if f != 0), "searched", "PyOD AE"]
+    arms += _common.BASELINES
     rows = []
     start = time.perf_counter()
     for name, X, y, image_shape in tasks(args):

@@ -4,7 +4,8 @@ Two parts, each a sub-command:
 
 ``overhead``
     For every skuad detector, every training stage it runs (found by wrapping the spine's
-    ``train_module``): the per-epoch time of skuad's skorch training against a hand-written
+    ``train_module``; it is what this part measures, so it is the one place a script wraps
+    skuad's internals): the per-epoch time of skuad's skorch training against a hand-written
     torch loop that trains a copy of the *same initial network* with the same loss, optimizer,
     batch size and data, run right after it (so both see the same machine load). The skorch
     time per epoch is skorch's own ``history[:, 'dur']``; the plain loop is timed around its
@@ -16,8 +17,9 @@ Two parts, each a sub-command:
     sets at 10k, 100k and all rows (a seeded random subset of the rows): fit time, scoring
     time and peak memory growth during fit and during scoring. Each configuration runs in a
     fresh Python process so that no memory pool from an earlier run is reused. Peak memory is
-    resident-set growth sampled every 5 ms (``skuad.benchmark.PeakRSS``), above the level
-    reached once the data are loaded.
+    resident-set growth sampled every 5 ms (``PeakRSS`` of benchmarks/_common.py), above the
+    level reached once the data are loaded. The sets are read from ``classical/`` of the data
+    directory (``--data-dir``, else ``$SKUAD_DATA_DIR``, else ../shared/data/adbench).
 
 Examples::
 
@@ -35,15 +37,17 @@ import sys
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 import torch
 from sklearn.base import clone
 
 import skuad.base
-from skuad._training import OPTIMIZERS
-from skuad.benchmark import PeakRSS, make_detector, pyod_available, skuad_detectors
+from skuad.benchmark import make_detector, pyod_available, skuad_detectors
+from skuad.datasets import load_adbench
 
-DEFAULT_DATA_DIR = Path("..") / "shared" / "data" / "adbench" / "classical"
+# skuad's optimizer names (the estimators' ``optimizer`` parameter) as torch classes.
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 RESULTS = Path("benchmarks") / "results" / "overhead"
 
 # Small but typical settings for each detector in the overhead runs: the same widths as the
@@ -224,8 +228,8 @@ def pyod_comparison(args, X):
 def scaling_one(args):
     """One (detector, dataset, rows) configuration, in this fresh process; prints JSON."""
     torch.set_num_threads(args.threads)
-    data = np.load(Path(args.data_dir) / f"{args.dataset}.npz", allow_pickle=True)
-    X = np.ascontiguousarray(data["X"], dtype=np.float64)
+    X, _ = load_adbench(classical_path(args.data_dir, args.dataset))
+    X = np.ascontiguousarray(X)
     if args.n_rows < len(X):
         X = X[np.sort(np.random.RandomState(0).choice(len(X), args.n_rows, replace=False))]
     params = {"epochs": args.epochs}
@@ -234,11 +238,11 @@ def scaling_one(args):
     # An untimed fit on a few rows first: imports, allocator and kernel warm-up are one-off
     # costs of the process, not of the number of rows.
     clone(detector).set_params(epochs=1).fit(X[:512])
-    with PeakRSS() as fit_memory:
+    with _common.PeakRSS() as fit_memory:
         start = time.perf_counter()
         detector.fit(X)
         fit_s = time.perf_counter() - start
-    with PeakRSS() as score_memory:
+    with _common.PeakRSS() as score_memory:
         start = time.perf_counter()
         scores = detector.score_samples(X)
         score_s = time.perf_counter() - start
@@ -265,11 +269,15 @@ def scaling_one(args):
     )
 
 
+def classical_path(data_dir, name):
+    return _common.data_dir(data_dir) / "classical" / f"{name}.npz"
+
+
 def scaling(args):
     rows = []
     for detector in args.detectors or ["DeepSVDD"]:
         for dataset in args.datasets:
-            n_total = len(np.load(Path(args.data_dir) / f"{dataset}.npz", allow_pickle=True)["y"])
+            n_total = len(load_adbench(classical_path(args.data_dir, dataset))[1])
             sizes = sorted({min(n, n_total) for n in args.sizes} | {n_total})
             sizes = [n for n in sizes if n <= args.max_rows]
             for n_rows in sizes:
@@ -288,7 +296,7 @@ def scaling(args):
                     "--threads",
                     str(args.threads),
                     "--data-dir",
-                    str(args.data_dir),
+                    str(_common.data_dir(args.data_dir)),
                     "--device",
                     args.device,
                 ]
@@ -300,17 +308,11 @@ def scaling(args):
 
 # ---------------------------------------------------------------------------- tables
 def rst_table(rows, columns):
-    """A simple reStructuredText table of ``rows`` (dicts) with ``(key, title, format)``."""
-    cells = [[title for _, title, _ in columns]]
-    for row in rows:
-        cells.append([fmt.format(row[key]) for key, _, fmt in columns])
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    rule = "  ".join("=" * w for w in widths)
-    lines = [rule, "  ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)), rule]
-    lines += [
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in cells[1:]
-    ]
-    return "\n".join([*lines, rule])
+    """A reStructuredText table of ``rows`` (dicts) with ``(key, title, format)`` columns."""
+    header = [title for _, title, _ in columns]
+    return _common.rst_table(
+        header, [[fmt.format(row[key]) for key, _, fmt in columns] for row in rows]
+    )
 
 
 OVERHEAD_COLUMNS = [
@@ -351,19 +353,27 @@ def write(name, text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__.splitlines()[0])
     parser.add_argument("part", choices=["overhead", "scaling", "scaling-one"])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--device", default="cpu", help="'cpu' (default), 'cuda', 'auto'")
-    parser.add_argument("--detectors", nargs="*", help="skuad detector class names")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
+    parser.add_argument(
+        "--detectors", nargs="*", help="skuad detector class names (default: every one)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs per stage (default: 5 overhead, 2 scaling)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="fits per detector (overhead)")
     parser.add_argument("--rows", type=int, default=20_000, help="overhead: synthetic rows")
     parser.add_argument("--features", type=int, default=10, help="overhead: synthetic columns")
-    parser.add_argument("--no-pyod", action="store_true")
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
-    parser.add_argument("--datasets", nargs="*", default=["11_donors", "16_http"])
-    parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000])
+    parser.add_argument("--no-pyod", action="store_true", help="leave out the PyOD comparison")
+    _common.add_data_dir_argument(parser)
+    parser.add_argument(
+        "--datasets", nargs="*", default=["11_donors", "16_http"], help="scaling: ADBench sets"
+    )
+    parser.add_argument(
+        "--sizes", nargs="*", type=int, default=[10_000, 100_000], help="scaling: row counts"
+    )
     parser.add_argument("--max-rows", type=int, default=math.inf, help="scaling: row cap")
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--detector", help=argparse.SUPPRESS)
@@ -372,7 +382,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     if args.part == "scaling-one":
         return scaling_one(args)
-    command = "python benchmarks/bench_overhead.py " + " ".join(sys.argv[1:])
+    command = _common.command_line()
     if args.part == "overhead":
         args.epochs = args.epochs or 5
         rows, pyod_rows = overhead(args)

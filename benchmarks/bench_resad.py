@@ -14,10 +14,12 @@ Protocol (one run = every method side by side on the same rows):
   baselines use the same K rows: distance to the nearest reference, IsolationForest and
   skuad DeepSVDD fitted on them;
 * upper references: one-class models fitted on the whole reference pool (1-NN distance,
-  IsolationForest, DeepSVDD), and ResAD given the whole pool two ways: ``ResAD, whole pool``
-  is a one-class ``ResADDetector`` (defaults) fitted on the pool, which scores against all
-  of its rows; ``<variant>, whole pool as references`` is each seen-class model after
-  ``set_reference`` with the whole pool.
+  IsolationForest, DeepSVDD, and the neighbour baselines of ``skuad bench``, LocalOutlierFactor
+  and KNN -- the distance to the 5th nearest reference -- which need more rows than K-shot
+  draws have), and ResAD given the whole pool two ways: ``ResAD, whole pool`` is a one-class
+  ``ResADDetector`` (defaults) fitted on the pool, which scores against all of its rows;
+  ``<variant>, whole pool as references`` is each seen-class model after ``set_reference``
+  with the whole pool.
 
 The table is the mean AUROC over unseen categories, draws and splits (± the standard
 deviation of the per-split means), followed by the paired per-split difference of each ResAD
@@ -33,32 +35,23 @@ Run from the repository root:
     nice python benchmarks/bench_resad.py --threads 1 --validation --baselines "nearest distance"
 """
 
-import argparse
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.ensemble import IsolationForest
-from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import normalize
 
 from skuad import DeepSVDD, ResADDetector
 from skuad.datasets import load_adbench
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT / ".." / "shared" / "data" / "adbench"
-
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=DEFAULT_DATA if DEFAULT_DATA.exists() else None,
-        help="ADBench directory holding cv_resnet18/MVTec-AD_*.npz",
-    )
+    parser = _common.parser(__doc__.split("\n")[0])
+    _common.add_data_dir_argument(parser)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--splits", type=int, default=5, help="seen/unseen partitions")
     parser.add_argument("--n-unseen", type=int, default=5)
@@ -87,7 +80,7 @@ def parse_args():
         "--clamp",
         type=float,
         default=0.1,
-        help="ResAD's log-scale bound (0.1 chosen with --validation; estimator default 0.5)",
+        help="ResAD's log-scale bound (the estimator's default, chosen with --validation)",
     )
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--lambda-boundary", type=float, default=1.0, help="labelled variants")
@@ -106,16 +99,14 @@ def parse_args():
 
 
 def load_categories(data_dir):
-    if data_dir is None:
-        raise SystemExit("No data directory: pass --data-dir (ADBench, with cv_resnet18/).")
+    data_dir = _common.data_dir(data_dir)
     files = sorted((Path(data_dir) / "cv_resnet18").glob("MVTec-AD_*.npz"))
     if not files:
         raise SystemExit(f"No MVTec-AD_*.npz under {Path(data_dir) / 'cv_resnet18'}.")
     return {f.stem.removeprefix("MVTec-AD_"): load_adbench(f) for f in files}
 
 
-def auroc(y, normality):
-    return roc_auc_score(y, -normality)
+auroc = _common.auroc
 
 
 def nearest_distance(X_ref, X_test):
@@ -123,7 +114,9 @@ def nearest_distance(X_ref, X_test):
     return np.sqrt(np.maximum(squared.min(axis=1), 0))
 
 
-BASELINES = ("nearest distance", "IsolationForest", "DeepSVDD")
+BASELINES = ("nearest distance", "IsolationForest", "DeepSVDD", "LocalOutlierFactor", "KNN")
+# LocalOutlierFactor's default neighbourhood: the neighbour baselines run on larger sets only.
+MIN_NEIGHBOUR_ROWS = 20
 
 
 def one_class_scores(X_fit, X_test, seed, svdd_epochs, baselines):
@@ -139,6 +132,9 @@ def one_class_scores(X_fit, X_test, seed, svdd_epochs, baselines):
             epochs=svdd_epochs, pretrain_epochs=svdd_epochs, random_state=seed, device="cpu"
         ).fit(X_fit)
         scores["DeepSVDD"] = svdd.score_samples(X_test)
+    for name in ("LocalOutlierFactor", "KNN"):
+        if name in baselines and len(X_fit) > MIN_NEIGHBOUR_ROWS:
+            scores[name] = _common.baseline(name, seed).fit(X_fit).score_samples(X_test)
     return scores
 
 

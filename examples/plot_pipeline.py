@@ -12,8 +12,9 @@ is an anomaly.
 # %%
 # A one-class task from data that ships with scikit-learn
 # --------------------------------------------------------
-# ``y = 1`` marks an anomaly (any digit but 0). The detector is trained on 70 % of the normal
-# rows; the test set holds the other normal rows and every anomaly.
+# ``y = 1`` marks an anomaly (any digit but 0). ``one_class_split`` splits the rows 70/30,
+# stratified by ``y``; the detector is trained on the normal rows of the 70 %, and the test set
+# is the 30 %, normal rows and anomalies.
 import matplotlib.pyplot as plt
 from sklearn.base import clone
 from sklearn.decomposition import PCA

@@ -1,20 +1,30 @@
 """skuad: deep anomaly detectors that behave like scikit-learn estimators."""
 
-from skuad._training import TrainingDivergedError
-from skuad.base import SkuadVersionWarning
-from skuad.clad import CLADDetector
-from skuad.deep_svdd import DeepSVDD
-from skuad.lamp import LAMPAutoencoderDetector
-from skuad.resad import ResADDetector
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CLADDetector",
-    "DeepSVDD",
-    "LAMPAutoencoderDetector",
-    "ResADDetector",
-    "SkuadVersionWarning",
-    "TrainingDivergedError",
-    "__version__",
-]
+# Public names and the module that defines each. They are imported on first use (PEP 562), so
+# that `import skuad` -- and with it the `skuad` command's --help -- does not load torch.
+_SOURCES = {
+    "CLADDetector": "skuad.clad",
+    "DeepSVDD": "skuad.deep_svdd",
+    "LAMPAutoencoderDetector": "skuad.lamp",
+    "ResADDetector": "skuad.resad",
+    "SkuadVersionWarning": "skuad.base",
+    "TrainingDivergedError": "skuad._training",
+}
+
+__all__ = [*_SOURCES, "__version__"]
+
+
+def __getattr__(name):
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(_SOURCES[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'skuad' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

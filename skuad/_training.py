@@ -8,13 +8,13 @@ import contextlib
 import dataclasses
 import math
 import threading
-from copy import deepcopy
 
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
+from torch.overrides import TorchFunctionMode
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -329,24 +329,69 @@ def _silent(*args, **kwargs):
     """A sink for skorch messages when ``verbose=0``."""
 
 
-def inference_copy(module):
-    """An eval-mode copy of ``module`` for scoring: float64 on CPU, as is on CUDA.
+class _OutputBytes(TorchFunctionMode):
+    """Adds up the bytes of every tensor that a torch function returns while active.
 
-    In float32, a row's output depends (around 1e-7) on which other rows share its batch,
-    because BLAS picks kernels by matrix size; float64 pushes that below 1e-15, so CPU
-    scores do not depend on batching. CUDA keeps float32 for speed.
+    Views (reshapes, slices) share their input's storage and are counted once; every output
+    is kept alive until the mode exits, so a freed storage's address cannot be counted twice.
     """
-    device = next(module.parameters()).device
-    copy = deepcopy(module)
-    return (copy.double() if device.type == "cpu" else copy).eval()
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+        self._storages = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        for tensor in _tensors_in(result):
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in self._storages:
+                self._storages[storage.data_ptr()] = tensor
+                self.total += storage.nbytes()
+        return result
 
 
-def forward_in_batches(module, X, batch_size, transform=None):
-    """Yield ``(x, module(x))`` for consecutive row batches of ``X``, in eval mode, no gradients.
+def _tensors_in(result):
+    if isinstance(result, torch.Tensor):
+        yield result
+    elif isinstance(result, (tuple, list)):
+        for item in result:
+            yield from _tensors_in(item)
 
-    Rows are cast to the module's dtype and moved to its device. ``transform`` maps a NumPy
-    row batch to the network's input (for example a scaler), so memory grows with
-    ``batch_size``, not with ``len(X)``.
+
+def forward_bytes_per_row(module, n_features):
+    """Bytes that ``module`` allocates per input row in one eval-mode forward pass.
+
+    Every intermediate tensor is counted as if all were alive at once, so this bounds the
+    forward pass's peak from above. Two probe batches of different sizes separate the part
+    that grows with the rows from a constant part (for example a reference table's norms).
+    """
+    parameter = next(module.parameters())
+    module.eval()
+    probes = (2, 4)
+    totals = []
+    for n_rows in probes:
+        x = torch.zeros(n_rows, n_features, dtype=parameter.dtype, device=parameter.device)
+        with torch.no_grad(), _OutputBytes() as counter:
+            module(x)
+        totals.append(counter.total)
+    return max(totals[1] - totals[0], 0) / (probes[1] - probes[0])
+
+
+def forward_in_batches(module, X, batch_size, transform=None, fixed_shape=False):
+    """Yield ``(n_rows, x, module(x))`` for consecutive row batches of ``X``, in eval mode.
+
+    Rows are cast to the module's dtype and moved to its device, with no gradients.
+    ``transform`` maps a NumPy row batch to the network's input (for example a scaler), so
+    memory grows with ``batch_size``, not with ``len(X)``. With ``fixed_shape``, a last,
+    shorter batch is padded to ``batch_size`` rows (copies of its first row), so that every
+    batch has one shape: ``x`` and the output then hold ``batch_size`` rows, of which the first
+    ``n_rows`` are real.
+
+    Why fixed shapes: BLAS and convolution libraries choose their kernels (and with them the
+    order of floating-point sums) by the shape of the whole batch, so in float32 a row's
+    output can change in its last bits with the number of rows it is sent with. With one
+    shape every row goes through the same kernels wherever it sits in the batch.
     """
     parameter = next(module.parameters())
     module.eval()
@@ -356,4 +401,7 @@ def forward_in_batches(module, X, batch_size, transform=None):
             if transform is not None:
                 rows = transform(rows)
             x = torch.as_tensor(rows, dtype=parameter.dtype, device=parameter.device)
-            yield x, module(x)
+            n_rows = len(x)
+            if fixed_shape and n_rows < batch_size:
+                x = torch.cat([x, x[:1].expand(batch_size - n_rows, -1)])
+            yield n_rows, x, module(x)

@@ -13,6 +13,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn import get_config
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
@@ -22,8 +23,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skuad._training import (
     OPTIMIZERS,
     TrainingOptions,
+    forward_bytes_per_row,
     forward_in_batches,
-    inference_copy,
     resolve_device,
     seeded,
     train_module,
@@ -34,9 +35,52 @@ class SkuadVersionWarning(UserWarning):
     """A detector is being loaded under another skuad version than the one that saved it."""
 
 
-# Scoring needs no gradients, so it can use batches larger than training's; this many rows
-# at a time keeps memory bounded while amortising per-batch overhead.
-_MIN_SCORING_BATCH = 1024
+# Scoring batches are sized by memory (``working_memory``), up to this many rows: beyond it
+# the per-batch overhead is amortised, and larger batches fall out of the CPU caches and
+# were measured slower (benchmarks/bench_speed.py).
+_MAX_SCORING_ROWS = 1024
+
+
+_SHARED_PARAMETERS_DOC = """\
+    validation_fraction : float in (0, 1), default=0.1
+        Fraction of the training rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Relative improvement of the validation loss that early stopping counts as progress.
+    device : str, default='auto'
+        ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+    working_memory : float or None, default=64
+        Memory budget, in MiB, of one scoring batch: ``score_samples`` and the methods built
+        on it send as many rows at a time as the network's activations for them fit in (at
+        most 1,024), so memory stays bounded whatever the number of rows and whether the
+        network is a small MLP or a convolutional net on large images. None takes
+        scikit-learn's ``working_memory`` setting (``sklearn.set_config``). Scores depend on
+        it only through float32 rounding (around 1e-7 relative), never on which or how many
+        other rows are scored in the same call.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and every other random draw of the fit. On
+        CPU, a fixed value gives identical fits.
+    verbose : int, default=0
+        Print per-epoch losses and show a progress bar when positive.
+"""
+
+
+def _as_float64(output):
+    """A network output (a tensor or a tuple of tensors) in float64."""
+    if isinstance(output, tuple):
+        return tuple(part.double() for part in output)
+    return output.double()
+
+
+def shared_parameter_docs(cls):
+    """Class decorator: put the parameters every detector shares into its docstring.
+
+    The detector's docstring holds the line ``%(shared_parameters)s`` where they belong, so
+    they are written once, here, and read the same on every detector's page.
+    """
+    cls.__doc__ = cls.__doc__.replace("    %(shared_parameters)s\n", _SHARED_PARAMETERS_DOC)
+    return cls
 
 
 class BaseDeepDetector(OutlierMixin, BaseEstimator):
@@ -61,6 +105,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str],
+        "working_memory": [Interval(Real, 0, None, closed="neither"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -85,6 +130,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         n_iter_no_change,
         tol,
         device,
+        working_memory,
         random_state,
         verbose,
     ):
@@ -100,6 +146,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.device = device
+        self.working_memory = working_memory
         self.random_state = random_state
         self.verbose = verbose
 
@@ -274,19 +321,54 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         return scaled
 
     # ------------------------------------------------------------------ scoring
-    def _scoring_batch_size(self):
-        return max(self.batch_size, _MIN_SCORING_BATCH)
+    def _scoring_row_bytes(self, module):
+        """Memory one row costs to score: its float64 and float32 copies on the way in plus
+        what the network allocates for it (:func:`~skuad._training.forward_bytes_per_row`,
+        which counts every intermediate tensor and so errs on the safe side)."""
+        n_features = self.n_features_in_
+        return n_features * (8 + 8 + 4) + forward_bytes_per_row(module, n_features)
+
+    def _scoring_batch_rows(self, module):
+        """Rows per scoring batch: as many as fit in ``working_memory`` MiB, at most 1,024.
+
+        ``working_memory=None`` takes scikit-learn's ``working_memory`` setting. The count is
+        rounded down to a multiple of 8 (a whole number of vector-kernel tiles).
+        """
+        working_memory = self.working_memory
+        if working_memory is None:
+            working_memory = get_config()["working_memory"]
+        row_bytes = self._scoring_row_bytes(module)
+        n_rows = min(int(working_memory * 2**20 // row_bytes), _MAX_SCORING_ROWS)
+        if n_rows < 1:
+            warnings.warn(
+                f"working_memory={working_memory} MiB is less than one row needs to be scored "
+                f"({row_bytes / 2**20:.2f} MiB); scoring one row at a time.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return 1
+        return n_rows - n_rows % 8 if n_rows >= 8 else n_rows
 
     def _forward(self, X_scaled, module=None):
-        """``module(X)`` on already-scaled rows, in batches, as one NumPy array."""
+        """``module(X)`` on already-scaled rows, in memory-sized batches, as one NumPy array."""
         module = self._scoring_module if module is None else module
-        batches = forward_in_batches(module, X_scaled, self._scoring_batch_size())
-        return np.concatenate([out.cpu().numpy() for _, out in batches])
+        batches = forward_in_batches(module, X_scaled, self._scoring_batch_rows(module))
+        return np.concatenate([out[:n_rows].cpu().numpy() for n_rows, _, out in batches])
 
     def _score_rows(self, X):
-        module = inference_copy(self._scoring_module)
+        """Scores of raw rows ``X``: scale, forward and score one fixed-shape batch at a time.
+
+        Every batch has the same number of rows (the last one padded), so a row's score does
+        not depend on which other rows are scored with it, bit for bit, in float32 on any
+        device; ``forward_in_batches`` explains why. Memory stays within one batch's worth.
+        """
+        module = self._scoring_module
         batches = forward_in_batches(
-            module, X, self._scoring_batch_size(), transform=self._network_input
+            module,
+            X,
+            self._scoring_batch_rows(module),
+            transform=self._network_input,
+            fixed_shape=True,
         )
         # Each batch's scores are copied into one preallocated array and the batch's tensors
         # freed: holding every batch's small score tensor until the end pins the allocator's
@@ -294,10 +376,13 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         scores = np.empty(len(X), dtype=np.float64)
         start = 0
         with torch.no_grad():
-            for x, out in batches:
-                batch_scores = self._score_batch(out, x).double().cpu().numpy()
-                scores[start : start + len(batch_scores)] = batch_scores
-                start += len(batch_scores)
+            for n_rows, x, out in batches:
+                # The network runs in float32; the score's own arithmetic (squared distances,
+                # errors, log-densities) runs in float64, where rows far outside the training
+                # range still give finite scores.
+                batch_scores = self._score_batch(_as_float64(out), x.double())[:n_rows]
+                scores[start : start + n_rows] = batch_scores.double().cpu().numpy()
+                start += n_rows
         if not np.all(np.isfinite(scores)):
             raise ValueError(
                 "The network produced non-finite scores; the input may hold values far outside "

@@ -1,23 +1,24 @@
-"""Benchmark machinery shared by ``skuad bench``, ``skuad demo`` and the scripts in benchmarks/.
+"""What ``skuad bench`` runs: detectors, the ADBench protocol, evaluation and its tables.
 
 The pieces, each usable on its own:
 
 * :func:`skuad_detectors` / :func:`available_detectors` / :func:`make_detector` -- every skuad
   detector exported by :mod:`skuad` (found in ``skuad.__all__``, so new detectors join
-  automatically) and the baselines (scikit-learn's IsolationForest, OneClassSVM and
-  LocalOutlierFactor, and PyOD's AutoEncoder and DeepSVDD when PyOD is installed), all built
-  with the same ``(params, seed, device)`` and all scored "higher = more normal".
-* :func:`split` -- the ADBench protocols: a stratified 70/30 train/test split, MinMax scaling
-  fitted on the rows the detector is trained on, and either the ``'unsupervised'`` protocol
-  (fit on the contaminated training split) or the ``'one-class'`` protocol (fit on the normal
-  rows of the training split only).
-* :func:`evaluate` -- fit and score one detector, measuring AUROC, average precision, fit
-  time, scoring throughput and peak memory.
-* :func:`run_benchmark`, :func:`summarize`, :func:`markdown_tables`, :func:`write_csv` -- the
+  automatically) and the baselines: scikit-learn's IsolationForest, OneClassSVM and
+  LocalOutlierFactor, the k-th nearest neighbour distance (:class:`KNNDistance`, "KNN"), and
+  PyOD's AutoEncoder and DeepSVDD when PyOD is installed. All are built with the same
+  ``(params, seed, device)`` and all score "higher = more normal".
+* :func:`split` -- the ADBench protocols on :func:`skuad.datasets.one_class_split`'s stratified
+  70/30 train/test split, with MinMax scaling fitted on the rows the detector is trained on:
+  ``'one-class'`` fits on the normal rows of the training split, ``'unsupervised'`` on the
+  whole (contaminated) training split.
+* :func:`adbench_dir` / :func:`find_datasets` -- where the ADBench ``.npz`` files are.
+* :func:`evaluate` -- fit and score one detector: AUROC and average precision (through
+  :mod:`skuad.metrics`, anomaly = positive class), fit time and scoring throughput.
+* :func:`run_benchmark`, :func:`summarize`, :func:`markdown_tables`, :func:`write_tables` -- the
   loop over datasets x protocols x detectors x seeds and the tables it produces.
 
-Labels follow ADBench: ``y = 1`` is an anomaly. Detectors score higher for normal rows, so
-the metrics are computed on the negated scores with the anomaly as the positive class.
+Labels follow ADBench: ``y = 1`` is an anomaly.
 """
 
 import ast
@@ -26,26 +27,71 @@ import inspect
 import math
 import os
 import statistics
-import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
-from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
-from sklearn.neighbors import LocalOutlierFactor
+from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.svm import OneClassSVM
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 import skuad
 from skuad.base import BaseDeepDetector
+from skuad.datasets import one_class_split, resolve_adbench
+from skuad.metrics import outlier_average_precision_score, outlier_roc_auc_score
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "KNNDistance",
+    "PROTOCOLS",
+    "PyODAdapter",
+    "Result",
+    "adbench_dir",
+    "auroc_table",
+    "available_detectors",
+    "cap_epochs",
+    "evaluate",
+    "find_datasets",
+    "make_detector",
+    "markdown_tables",
+    "metrics_table",
+    "parse_param",
+    "run_benchmark",
+    "skuad_detectors",
+    "split",
+    "subsample",
+    "summarize",
+    "warm_up",
+    "write_csv",
+    "write_tables",
+]
 
 PROTOCOLS = ("one-class", "unsupervised")
 
-# Where the shared ADBench files live, relative to the repository root.
-DEFAULT_DATA_DIR = Path("..") / "shared" / "data" / "adbench" / "classical"
+# The data-directory rule, used by `skuad bench` and every script in benchmarks/: an explicit
+# directory, else this environment variable, else ../shared/data/adbench beside the source
+# checkout when it exists.
+DATA_DIR_ENV = "SKUAD_DATA_DIR"
+_CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "adbench"
+
+
+def adbench_dir(data_dir=None):
+    """The ADBench data directory: ``data_dir``, else ``$SKUAD_DATA_DIR``, else
+    ``../shared/data/adbench`` beside the source checkout when it exists, else None.
+
+    The directory holds ``classical/*.npz`` (or is itself a folder of ``.npz`` files) and, for
+    the embedding benchmarks, ``cv_resnet18/``.
+    """
+    if data_dir is not None:
+        return Path(data_dir)
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    return _CHECKOUT_DATA_DIR if _CHECKOUT_DATA_DIR.is_dir() else None
 
 
 # ---------------------------------------------------------------------------- detectors
@@ -61,6 +107,52 @@ def skuad_detectors():
         ):
             found[name] = obj
     return found
+
+
+class KNNDistance(BaseEstimator):
+    """Baseline: distance to the k-th nearest training row (PyOD's KNN, ``method='largest'``).
+
+    ``score_samples`` is minus that distance (higher = more normal), Euclidean, as scikit-learn's
+    detectors score.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+        Which neighbour's distance is the score (PyOD's default).
+
+    Attributes
+    ----------
+    neighbors_ : sklearn.neighbors.NearestNeighbors
+        The index of the training rows.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skuad.benchmark import KNNDistance
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0], [4.0], [5.0]])
+    >>> KNNDistance(n_neighbors=2).fit(X).score_samples([[0.0], [10.0]])
+    array([-1., -6.])
+    """
+
+    def __init__(self, n_neighbors=5):
+        self.n_neighbors = n_neighbors
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X)
+        if not 1 <= self.n_neighbors <= len(X):
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors} needs between 1 and the {len(X)} training rows."
+            )
+        self.neighbors_ = NearestNeighbors(n_neighbors=self.n_neighbors).fit(X)
+        return self
+
+    def score_samples(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        distances, _ = self.neighbors_.kneighbors(X)
+        return -distances[:, -1]
 
 
 def pyod_available():
@@ -122,6 +214,7 @@ BASELINES = {
     "LocalOutlierFactor": lambda params, seed, device: LocalOutlierFactor(
         **{"novelty": True, **params}
     ),
+    "KNN": lambda params, seed, device: KNNDistance(**params),
 }
 PYOD_BASELINES = {
     "PyODAutoEncoder": _pyod_autoencoder,
@@ -175,20 +268,36 @@ def parse_param(text):
     return detector, param.strip(), value
 
 
+def cap_epochs(detector, max_epochs):
+    """Lower every integer ``epochs`` / ``*_epochs`` parameter of ``detector`` to ``max_epochs``."""
+    capped = {
+        key: min(value, max_epochs)
+        for key, value in detector.get_params().items()
+        if (key == "epochs" or key.endswith("_epochs")) and isinstance(value, int)
+    }
+    return detector.set_params(**capped)
+
+
 # ---------------------------------------------------------------------------- protocols
-def split(X, y, protocol="one-class", seed=0, test_size=0.3):
+def split(X, y, protocol="one-class", seed=0, test_size=0.3, scale=True):
     """ADBench split for one seed: returns ``X_fit, X_test, y_test``.
 
-    A stratified ``1 - test_size`` / ``test_size`` train/test split. ``'unsupervised'`` fits on
-    the whole (contaminated) training split, ``'one-class'`` on its normal rows only. A
-    MinMaxScaler fitted on the rows the detector is trained on is applied to both parts.
+    The stratified ``1 - test_size`` / ``test_size`` split of
+    :func:`skuad.datasets.one_class_split`. ``'one-class'`` fits on the normal rows of the
+    training part, ``'unsupervised'`` on the whole (contaminated) training part. With
+    ``scale=True`` a MinMaxScaler fitted on the rows the detector is trained on is applied to
+    both parts (ADBench does so for tables; pass ``False`` for images).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, stratify=y, random_state=seed
-    )
-    X_fit = X_train[y_train == 0] if protocol == "one-class" else X_train
+    if protocol == "one-class":
+        X_fit, X_test, y_test = one_class_split(X, y, test_size=test_size, random_state=seed)
+    else:
+        X_fit, X_test, _, y_test = train_test_split(
+            X, y, test_size=test_size, stratify=y, random_state=seed
+        )
+    if not scale:
+        return X_fit, X_test, y_test
     scaler = MinMaxScaler().fit(X_fit)
     return scaler.transform(X_fit), scaler.transform(X_test), y_test
 
@@ -204,66 +313,13 @@ def subsample(X, y, max_rows, seed=0):
 
 
 # ---------------------------------------------------------------------------- measuring
-class PeakRSS:
-    """Peak resident memory growth (MiB) of this process while the block runs.
-
-    A thread samples ``/proc/self/statm`` every ``interval`` seconds (Linux only; elsewhere
-    ``peak_mib`` is NaN). It sees everything the process holds -- NumPy, torch, C libraries --
-    unlike ``tracemalloc``, which sees Python allocations only. It is the growth above the
-    level at entry. Freed memory is handed back to the OS first (glibc's ``malloc_trim``) so
-    that little of what earlier runs freed is silently reused, but pools that libraries keep
-    (torch's, BLAS buffers) are not counted again: read it as a lower bound on the run's own
-    footprint.
-    """
-
-    _STATM = Path("/proc/self/statm")
-
-    def __init__(self, interval=0.005):
-        self.interval = interval
-        self.peak_mib = math.nan
-
-    def _rss(self):
-        return int(self._STATM.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _sample(self):
-        while not self._stop.wait(self.interval):
-            self._peak = max(self._peak, self._rss())
-
-    def __enter__(self):
-        self._available = self._STATM.exists()
-        if self._available:
-            _release_free_memory()
-            self._start = self._peak = self._rss()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self._available:
-            self._stop.set()
-            self._thread.join()
-            self._peak = max(self._peak, self._rss())
-            self.peak_mib = (self._peak - self._start) / 2**20
-        return False
-
-
-def _release_free_memory():
-    """Hand memory that earlier runs freed back to the OS (glibc only), so it is not reused
-    unseen by the next measurement."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 @dataclass
 class Result:
-    """One fitted and scored detector: a row of the benchmark CSV."""
+    """One fitted and scored detector: a row of the benchmark CSV.
+
+    ``fit_seconds`` is wall time, ``fit_cpu_seconds`` this process's CPU time (the fairer
+    measure on a shared machine).
+    """
 
     dataset: str
     protocol: str
@@ -275,8 +331,8 @@ class Result:
     auroc: float = math.nan
     average_precision: float = math.nan
     fit_seconds: float = math.nan
+    fit_cpu_seconds: float = math.nan
     score_rows_per_second: float = math.nan
-    peak_rss_mib: float = math.nan
     error: str = ""
 
 
@@ -294,9 +350,9 @@ def evaluate(
 ):
     """Fit ``detector`` on ``X_fit``, score ``X_test`` and measure; returns a :class:`Result`.
 
-    A detector that raises is recorded with its error message instead of stopping the run.
-    With ``return_scores=True`` returns ``(result, scores)``, the test scores (higher = more
-    normal; None when the detector failed).
+    ``y_test`` holds 1 for anomalies and 0 for normal rows. A detector that raises is recorded
+    with its error message instead of stopping the run. With ``return_scores=True`` returns
+    ``(result, scores)``, the test scores (higher = more normal; None when the detector failed).
     """
     result = Result(
         dataset=dataset,
@@ -309,34 +365,24 @@ def evaluate(
     )
     scores = None
     try:
-        with PeakRSS() as memory:
-            start = time.perf_counter()
-            detector.fit(X_fit)
-            result.fit_seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            scores = np.asarray(detector.score_samples(X_test), dtype=np.float64)
-            score_seconds = time.perf_counter() - start
-        result.peak_rss_mib = memory.peak_mib
+        wall, cpu = time.perf_counter(), time.process_time()
+        detector.fit(X_fit)
+        result.fit_seconds = time.perf_counter() - wall
+        result.fit_cpu_seconds = time.process_time() - cpu
+        start = time.perf_counter()
+        scores = np.asarray(detector.score_samples(X_test), dtype=np.float64)
+        score_seconds = time.perf_counter() - start
         result.score_rows_per_second = len(X_test) / max(score_seconds, 1e-9)
         if not np.all(np.isfinite(scores)):
             raise ValueError("non-finite scores")
-        # Anomaly = positive class; detectors score normal rows higher.
-        result.auroc = roc_auc_score(y_test, -scores)
-        result.average_precision = average_precision_score(y_test, -scores)
+        result.auroc = outlier_roc_auc_score(y_test, scores, y_convention="anomaly")
+        result.average_precision = outlier_average_precision_score(
+            y_test, scores, y_convention="anomaly"
+        )
     except Exception as exc:  # a failing detector is a result, not the end of the run
         result.error = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
         scores = None
     return (result, scores) if return_scores else result
-
-
-def cap_epochs(detector, max_epochs):
-    """Lower every integer ``epochs`` / ``*_epochs`` parameter of ``detector`` to ``max_epochs``."""
-    capped = {
-        key: min(value, max_epochs)
-        for key, value in detector.get_params().items()
-        if (key == "epochs" or key.endswith("_epochs")) and isinstance(value, int)
-    }
-    return detector.set_params(**capped)
 
 
 def warm_up(detectors, params=None, device="cpu"):
@@ -344,7 +390,7 @@ def warm_up(detectors, params=None, device="cpu"):
 
     The first fit in a process pays one-off costs (torch's lazy initialisation, imports, the
     allocator growing its pools) that would otherwise be charged to whichever detector runs
-    first, in both its fit time and its memory.
+    first.
     """
     params = params or {}
     X = np.random.RandomState(0).uniform(size=(64, 4))
@@ -362,33 +408,23 @@ def warm_up(detectors, params=None, device="cpu"):
 def find_datasets(data_dir=None, names=None):
     """Paths of the ADBench ``.npz`` files to run: every one in ``data_dir``, or ``names``.
 
-    ``names`` may be file stems (``6_cardio``), file names or paths. Anything that is not an
-    existing ``.npz`` file raises ``ValueError`` naming it.
+    ``data_dir`` is a folder of ``.npz`` files or an ADBench directory holding ``classical/``.
+    ``names`` may be file stems (``6_cardio``), file names or paths; a name not found there is
+    taken from skuad's download cache, and downloaded into it the first time
+    (:func:`skuad.datasets.resolve_adbench`). Anything else raises ``ValueError`` naming it.
     """
     data_dir = Path(data_dir) if data_dir is not None else None
     if data_dir is not None and not data_dir.is_dir():
         raise ValueError(f"--data-dir {data_dir}: not a directory.")
-    if not names:
-        if data_dir is None:
-            raise ValueError("Give --data-dir or --datasets.")
-        paths = sorted(data_dir.glob("*.npz"), key=_natural_key)
-        if not paths:
-            raise ValueError(f"{data_dir}: no ADBench .npz files (arrays X and y) found.")
-        return paths
-    paths = []
-    for name in names:
-        path = Path(name)
-        if data_dir is not None and not path.exists():
-            path = data_dir / name
-            if not path.exists() and path.suffix == "":
-                path = path.with_suffix(".npz")
-        if path.suffix != ".npz":
-            raise ValueError(
-                f"{name}: only ADBench .npz files holding arrays X and y can be benchmarked."
-            )
-        if not path.is_file():
-            raise ValueError(f"{name}: no such .npz file{f' in {data_dir}' if data_dir else ''}.")
-        paths.append(path)
+    if data_dir is not None and (data_dir / "classical").is_dir():
+        data_dir = data_dir / "classical"
+    if names:
+        return [resolve_adbench(name, data_dir) for name in names]
+    if data_dir is None:
+        raise ValueError("Give --data-dir or --datasets.")
+    paths = sorted(data_dir.glob("*.npz"), key=_natural_key)
+    if not paths:
+        raise ValueError(f"{data_dir}: no ADBench .npz files (arrays X and y) found.")
     return paths
 
 
@@ -469,6 +505,15 @@ def run_benchmark(
 
 
 # ---------------------------------------------------------------------------- tables
+_METRICS = (
+    "auroc",
+    "average_precision",
+    "fit_seconds",
+    "fit_cpu_seconds",
+    "score_rows_per_second",
+)
+
+
 def write_csv(results, path):
     """One row per fitted detector (every seed), columns as :class:`Result`."""
     names = [f.name for f in fields(Result)]
@@ -480,7 +525,11 @@ def write_csv(results, path):
 
 
 def summarize(results):
-    """Aggregate over seeds: one dict per (dataset, protocol, detector), in run order."""
+    """Aggregate over seeds: one dict per (dataset, protocol, detector), in run order.
+
+    Each metric of :class:`Result` gets its mean over the seeds that did not fail and, as
+    ``<metric>_std``, their population standard deviation.
+    """
     groups = {}
     for r in results:
         groups.setdefault((r.dataset, r.protocol, r.detector), []).append(r)
@@ -495,18 +544,78 @@ def summarize(results):
             "failed": len(runs) - len(ok),
             "errors": sorted({r.error for r in runs if r.error}),
         }
-        for metric in (
-            "auroc",
-            "average_precision",
-            "fit_seconds",
-            "score_rows_per_second",
-            "peak_rss_mib",
-        ):
+        for metric in _METRICS:
             values = [getattr(r, metric) for r in ok if not math.isnan(getattr(r, metric))]
             row[metric] = statistics.fmean(values) if values else math.nan
             row[metric + "_std"] = statistics.pstdev(values) if len(values) > 1 else 0.0
         summary.append(row)
     return summary
+
+
+def auroc_table(summary, protocol):
+    """Mean AUROC in % (over seeds) per dataset (rows) and detector (columns) for one protocol,
+    with a last row of means over datasets; returns ``(header, rows)`` of numbers.
+
+    A failed cell is NaN; a detector's mean is NaN unless it has a value on every dataset (a
+    mean over fewer datasets would not be comparable). ``write_tables`` rounds it to 0.1.
+    """
+    detectors = list(dict.fromkeys(row["detector"] for row in summary))
+    rows = [row for row in summary if row["protocol"] == protocol]
+    by_key = {(row["dataset"], row["detector"]): row for row in rows}
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    table = []
+    for dataset in datasets:
+        cells = [dataset]
+        for detector in detectors:
+            row = by_key.get((dataset, detector))
+            cells.append(math.nan if row is None else 100 * row["auroc"])
+        table.append(cells)
+    means = ["mean"]
+    for column in range(1, len(detectors) + 1):
+        values = [cells[column] for cells in table]
+        means.append(math.nan if any(map(math.isnan, values)) else statistics.fmean(values))
+    table.append(means)
+    return ["dataset", *detectors], table
+
+
+METRICS_COLUMNS = {
+    # column: (summary key, scale, decimals kept in the CSV)
+    "auroc_pct": ("auroc", 100, 2),
+    "auroc_pct_std": ("auroc_std", 100, 2),
+    "average_precision_pct": ("average_precision", 100, 2),
+    "average_precision_pct_std": ("average_precision_std", 100, 2),
+    "fit_seconds": ("fit_seconds", 1, 4),
+    "fit_cpu_seconds": ("fit_cpu_seconds", 1, 4),
+    "score_rows_per_second": ("score_rows_per_second", 1, 0),
+}
+
+
+def metrics_table(summary):
+    """Every metric per (dataset, protocol, detector), means and standard deviations over
+    seeds, AUROC and average precision in % (2 decimals), seconds (4 decimals), rows per second
+    (whole); returns ``(header, rows)`` of numbers (NaN as an empty string)."""
+    header = ["dataset", "protocol", "detector", "runs", "failed", *METRICS_COLUMNS]
+    table = [
+        [
+            row["dataset"],
+            row["protocol"],
+            row["detector"],
+            row["runs"],
+            row["failed"],
+            *(
+                _rounded(scale * row[key], digits)
+                for key, scale, digits in METRICS_COLUMNS.values()
+            ),
+        ]
+        for row in summary
+    ]
+    return header, table
+
+
+METRICS_NOTE = (
+    "Mean over seeds: AUROC and average precision (AP) in %, fit time in seconds (wall and "
+    "CPU), scoring throughput in test rows per second."
+)
 
 
 def _pct(mean, std):
@@ -519,56 +628,6 @@ def _num(value, digits=1):
     return f"{value:,.0f}" if value >= 1000 else f"{value:.{digits}f}"
 
 
-def auroc_table(summary, protocol):
-    """AUROC % per dataset (rows) and detector (columns) for one protocol, mean ± std over
-    seeds, with a last row of means over datasets. Returns ``(header, rows)`` of strings."""
-    detectors = list(dict.fromkeys(row["detector"] for row in summary))
-    rows = [row for row in summary if row["protocol"] == protocol]
-    by_key = {(row["dataset"], row["detector"]): row for row in rows}
-    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
-    table = []
-    for dataset in datasets:
-        cells = [dataset]
-        for detector in detectors:
-            row = by_key.get((dataset, detector))
-            cells.append("" if row is None else _pct(row["auroc"], row["auroc_std"]))
-        table.append(cells)
-    means = ["mean"]
-    for detector in detectors:
-        values = [by_key[d, detector]["auroc"] for d in datasets if (d, detector) in by_key]
-        ok = [v for v in values if not math.isnan(v)]
-        # A mean over fewer datasets than the others would not be comparable.
-        means.append(f"{100 * statistics.fmean(ok):.1f}" if len(ok) == len(datasets) else "")
-    table.append(means)
-    return ["dataset", *detectors], table
-
-
-def metrics_table(summary):
-    """Every metric per (dataset, protocol, detector). Returns ``(header, rows)`` of strings."""
-    header = ["dataset", "protocol", "detector", "AUROC %", "AP %", "fit s", "score rows/s"]
-    header.append("peak MiB")
-    table = [
-        [
-            row["dataset"],
-            row["protocol"],
-            row["detector"],
-            _pct(row["auroc"], row["auroc_std"]),
-            _pct(row["average_precision"], row["average_precision_std"]),
-            _num(row["fit_seconds"], 2),
-            _num(row["score_rows_per_second"]),
-            _num(row["peak_rss_mib"]),
-        ]
-        for row in summary
-    ]
-    return header, table
-
-
-METRICS_NOTE = (
-    "Mean over seeds: AUROC and average precision (AP) in %, fit time in seconds, scoring "
-    "throughput in test rows per second, peak RSS growth during fit + scoring in MiB."
-)
-
-
 def _markdown(header, table, bold_last=False):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for i, cells in enumerate(table):
@@ -578,16 +637,52 @@ def _markdown(header, table, bold_last=False):
     return lines
 
 
+def _auroc_markdown(summary, protocol):
+    """The AUROC table with each cell as 'mean ± std' over seeds, means row last."""
+    header, table = auroc_table(summary, protocol)
+    by_key = {(r["dataset"], r["detector"]): r for r in summary if r["protocol"] == protocol}
+    cells = []
+    for row in table[:-1]:
+        cells.append(
+            [row[0]]
+            + [
+                ""
+                if (row[0], d) not in by_key
+                else _pct(by_key[row[0], d]["auroc"], by_key[row[0], d]["auroc_std"])
+                for d in header[1:]
+            ]
+        )
+    cells.append(["mean"] + ["" if math.isnan(v) else f"{v:.1f}" for v in table[-1][1:]])
+    return header, cells
+
+
 def markdown_tables(results):
     """Markdown: an AUROC table (datasets x detectors) per protocol, then every metric."""
     summary = summarize(results)
     lines = []
     for protocol in dict.fromkeys(row["protocol"] for row in summary):
         lines += [f"AUROC % ({protocol} protocol), mean ± std over seeds:", ""]
-        lines += _markdown(*auroc_table(summary, protocol), bold_last=True)
+        lines += _markdown(*_auroc_markdown(summary, protocol), bold_last=True)
         lines.append("")
     lines += [METRICS_NOTE, ""]
-    lines += _markdown(*metrics_table(summary))
+    header = ["dataset", "protocol", "detector", "AUROC %", "AP %", "fit s", "fit CPU s"]
+    header.append("score rows/s")
+    lines += _markdown(
+        header,
+        [
+            [
+                row["dataset"],
+                row["protocol"],
+                row["detector"],
+                _pct(row["auroc"], row["auroc_std"]),
+                _pct(row["average_precision"], row["average_precision_std"]),
+                _num(row["fit_seconds"], 2),
+                _num(row["fit_cpu_seconds"], 2),
+                _num(row["score_rows_per_second"]),
+            ]
+            for row in summary
+        ],
+    )
     failures = [row for row in summary if row["failed"]]
     if failures:
         lines += ["", "Failed runs:", ""]
@@ -599,12 +694,20 @@ def markdown_tables(results):
     return "\n".join(lines) + "\n"
 
 
+def _rounded(value, digits):
+    """A number for a CSV cell: ``digits`` decimals (an int for 0), NaN as an empty cell."""
+    if math.isnan(value):
+        return ""
+    return round(value) if digits == 0 else round(value, digits)
+
+
 def write_tables(results, output_dir, name="bench", command=""):
     """Write every table of a run; returns the paths written.
 
     ``{name}.csv`` (one row per fit), ``{name}.md`` (the Markdown tables, headed by
-    ``command``), and for documentation pages ``{name}_auroc_{protocol}.csv`` and
-    ``{name}_metrics.csv`` (the summary tables as CSV, ready for a ``csv-table`` directive).
+    ``command``), and for documentation pages ``{name}_auroc_{protocol}.csv`` (mean AUROC %,
+    datasets x detectors) and ``{name}_metrics.csv`` (every metric per dataset and detector),
+    both holding numbers only.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -613,10 +716,11 @@ def write_tables(results, output_dir, name="bench", command=""):
     write_csv(results, paths[0])
     heading = f"Command: `{command}`\n\n" if command else ""
     paths[1].write_text(heading + markdown_tables(results))
-    tables = {
-        f"{name}_auroc_{protocol}.csv": auroc_table(summary, protocol)
-        for protocol in dict.fromkeys(row["protocol"] for row in summary)
-    }
+    tables = {}
+    for protocol in dict.fromkeys(row["protocol"] for row in summary):
+        header, table = auroc_table(summary, protocol)
+        rounded = [[row[0], *(_rounded(value, 1) for value in row[1:])] for row in table]
+        tables[f"{name}_auroc_{protocol}.csv"] = header, rounded
     tables[f"{name}_metrics.csv"] = metrics_table(summary)
     for filename, (header, table) in tables.items():
         path = output_dir / filename

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from skuad._training import StopTraining
-from skuad.base import BaseDeepDetector
+from skuad.base import BaseDeepDetector, shared_parameter_docs
 from skuad.losses import (
     DECLoss,
     ReconstructionLoss,
@@ -149,6 +149,7 @@ def _check_sizes(name, sizes):
     return tuple(int(s) for s in sizes)
 
 
+@shared_parameter_docs
 class CLADDetector(BaseDeepDetector):
     """Confidence-based self-labeling anomaly detector (CLAD).
 
@@ -239,18 +240,7 @@ class CLADDetector(BaseDeepDetector):
         Classifier only: hold out ``validation_fraction`` of the rows and stop when the
         pseudo-label cross-entropy on them has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, keeping the best weights.
-    validation_fraction : float in (0, 1), default=0.1
-        Held-out fraction for early stopping.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    tol : float, default=1e-4
-        Improvement that early stopping counts as progress.
-    device : str, default='auto'
-        ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weights, shuffling and k-means. On CPU, a fixed value gives identical fits.
-    verbose : int, default=0
-        Print per-epoch losses when positive.
+    %(shared_parameters)s
 
     Attributes
     ----------
@@ -376,6 +366,7 @@ class CLADDetector(BaseDeepDetector):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        working_memory=64,
         random_state=None,
         verbose=0,
     ):
@@ -392,6 +383,7 @@ class CLADDetector(BaseDeepDetector):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             device=device,
+            working_memory=working_memory,
             random_state=random_state,
             verbose=verbose,
         )

@@ -1,35 +1,41 @@
-"""The ``skuad`` command line.
+"""The ``skuad`` command line: ``skuad demo`` and ``skuad bench``.
 
-``skuad demo``
-    Every skuad detector and IsolationForest on data that ships with scikit-learn (digits as
-    8x8 images, breast cancer as a table), one-class protocol: prints AUROC, average precision
-    and fit time, and saves a figure of ROC curves (needs matplotlib).
-``skuad bench``
-    Chosen detectors and baselines on ADBench ``.npz`` files, several seeds, one-class and/or
-    unsupervised protocol: writes a CSV and a Markdown table.
+Only the standard library is imported here at start-up: torch, skorch and scikit-learn are
+imported when a subcommand runs, so ``skuad --help`` and argument errors answer at once.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from sklearn.metrics import roc_curve
+DESCRIPTION = """\
+skuad demo
+    Every skuad detector and IsolationForest on data that ships with scikit-learn (digits as
+    8x8 images, breast cancer as a table), one-class protocol: prints AUROC, average precision
+    and fit time, and saves a figure of ROC curves (needs matplotlib).
+skuad bench
+    Chosen detectors and baselines on ADBench .npz files, several seeds, one-class and/or
+    unsupervised protocol: writes CSV and Markdown tables.
 
-from skuad import benchmark
-from skuad.datasets import (
-    load_adbench,
-    load_breast_cancer_task,
-    load_digits_task,
-    one_class_split,
-)
+Run "skuad demo --help" or "skuad bench --help" for their options.
+"""
 
-# ---------------------------------------------------------------------------- demo
 # The demo shows every detector working within about a minute on a 2-core CPU, so it caps
 # each training stage's epochs; the detectors' defaults train several times longer.
 DEMO_EPOCHS = 10
+# Like the estimators' own default: CUDA when available, else the CPU.
+DEFAULT_DEVICE = "auto"
+PROTOCOLS = ("one-class", "unsupervised")  # skuad.benchmark.PROTOCOLS, without importing it
+BASELINE_NAMES = (
+    "IsolationForest, OneClassSVM, LocalOutlierFactor, KNN (distance to the 5th nearest "
+    "training row), and PyODAutoEncoder, PyODDeepSVDD when PyOD is installed"
+)
 
 
+# ---------------------------------------------------------------------------- demo
 def _demo_tasks():
+    from skuad.datasets import load_breast_cancer_task, load_digits_task
+
     X, y = load_breast_cancer_task()
     yield "breast_cancer (table)", X, y, None
     X, y = load_digits_task(normal_digits=(0,))
@@ -37,6 +43,8 @@ def _demo_tasks():
 
 
 def _demo_fit(name, params, seed, device, epochs, X_train, X_test, y_test):
+    from skuad import benchmark
+
     detector = benchmark.make_detector(name, params, seed=seed, device=device)
     if epochs is not None and name in benchmark.skuad_detectors():
         benchmark.cap_epochs(detector, epochs)
@@ -45,16 +53,21 @@ def _demo_fit(name, params, seed, device, epochs, X_train, X_test, y_test):
     )
 
 
-def demo(seed=0, epochs=None, figure="skuad-demo.png", device="auto", out=None):
+def demo(seed=0, epochs=None, figure="skuad-demo.png", device=DEFAULT_DEVICE, out=None):
     """Fit every skuad detector and IsolationForest one-class on bundled data; print a table.
 
     Returns the list of :class:`skuad.benchmark.Result` rows.
     """
+    from sklearn.metrics import roc_curve
+
+    from skuad import benchmark
+    from skuad.datasets import one_class_split
+
     out = sys.stdout if out is None else out
     names = list(benchmark.skuad_detectors()) + ["IsolationForest"]
     print(
-        "One-class protocol: each detector is trained on 70 % of the normal rows and scores the "
-        "other normal rows and every anomaly.",
+        "One-class protocol: each detector is trained on the normal rows of a stratified 70 % "
+        "split and scores the other 30 % (normal rows and anomalies).",
         file=out,
     )
     if epochs is not None:
@@ -107,7 +120,7 @@ def demo(seed=0, epochs=None, figure="skuad-demo.png", device="auto", out=None):
 
 
 def _save_roc_figure(curves, path):
-    """One panel of ROC curves per task; returns the absolute path, or None without matplotlib."""
+    """One panel of ROC curves per task; returns the path, or None without matplotlib."""
     try:
         import matplotlib
 
@@ -127,35 +140,32 @@ def _save_roc_figure(curves, path):
         ax.legend(loc="lower right", fontsize="small", title="AUROC")
     fig.suptitle("skuad demo: ROC curves on the test split (anomaly = positive)")
     fig.tight_layout()
-    path = Path(path).resolve()
+    path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
 # ---------------------------------------------------------------------------- bench
-def _default_data_dir():
-    """``../shared/data/adbench/classical`` next to the working directory or the source tree."""
-    candidates = [
-        Path.cwd() / benchmark.DEFAULT_DATA_DIR,
-        Path(__file__).resolve().parents[1] / benchmark.DEFAULT_DATA_DIR,
-    ]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
-
-
 def bench(args, out=None):
     """``skuad bench``: validate everything first, then run and write the tables."""
     out = sys.stdout if out is None else out
+    if not args.datasets and not args.all:
+        raise ValueError(
+            "name the datasets to run (--datasets 6_cardio 38_thyroid ...), or pass --all to "
+            "run every .npz file of the data directory."
+        )
     import torch
     from threadpoolctl import threadpool_limits
 
-    data_dir = args.data_dir if args.data_dir is not None else _default_data_dir()
+    from skuad import benchmark
+    from skuad.datasets import load_adbench
+
+    data_dir = benchmark.adbench_dir(args.data_dir)
     if data_dir is None and not args.datasets:
         raise ValueError(
-            f"no --data-dir given and the default {benchmark.DEFAULT_DATA_DIR} does not exist."
+            f"no data directory: pass --data-dir or set ${benchmark.DATA_DIR_ENV} "
+            "(a folder of ADBench .npz files)."
         )
     detectors = args.detectors or benchmark.available_detectors()
     known = benchmark.available_detectors()
@@ -175,8 +185,15 @@ def bench(args, out=None):
             benchmark.make_detector(name, params.get(name), seed=0, device=args.device)
         except TypeError as exc:
             raise ValueError(f"--param for {name}: {exc}") from exc
-    paths = benchmark.find_datasets(data_dir, args.datasets)
+    paths = benchmark.find_datasets(data_dir, None if args.all else args.datasets)
     datasets = {path.stem: load_adbench(path) for path in paths}
+    n_fits = len(datasets) * len(args.protocol) * len(args.seeds) * len(detectors)
+    print(
+        f"Running {n_fits} fits: {len(datasets)} datasets x {len(args.protocol)} protocol(s) x "
+        f"{len(args.seeds)} seed(s) x {len(detectors)} detectors.",
+        file=out,
+        flush=True,
+    )
 
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
@@ -198,75 +215,126 @@ def bench(args, out=None):
 
 
 # ---------------------------------------------------------------------------- parser
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default; options without a plain default say theirs in their help."""
+
+    def _get_help_string(self, action):
+        no_default = (
+            action.default is None or isinstance(action.default, bool) or action.default == []
+        )
+        if no_default or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _version():
+    from skuad import __version__
+
+    return __version__
+
+
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="skuad", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="skuad",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"skuad {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
 
     demo_parser = commands.add_parser(
-        "demo", help="run every skuad detector and IsolationForest on bundled data"
+        "demo",
+        help="run every skuad detector and IsolationForest on bundled data",
+        description="Every skuad detector and IsolationForest, one-class, on scikit-learn's "
+        "breast cancer table and digits images: prints AUROC, average precision and fit time, "
+        "and saves a figure of ROC curves.",
+        formatter_class=HelpFormatter,
     )
     demo_parser.add_argument("--seed", type=int, default=0, help="split and model seed")
     demo_parser.add_argument(
         "--epochs",
         type=int,
         default=DEMO_EPOCHS,
-        help=f"cap every epochs parameter of the skuad detectors (default {DEMO_EPOCHS}, "
-        "to finish in about a minute; 0 trains with each detector's own defaults)",
+        help="cap every epochs parameter of the skuad detectors, to finish in about a minute "
+        "(0 trains with each detector's own defaults)",
     )
     demo_parser.add_argument(
-        "--figure",
-        default="skuad-demo.png",
-        help="where to save the ROC figure (default: ./skuad-demo.png; '' for none)",
+        "--figure", default="skuad-demo.png", help="where to save the ROC figure ('' for none)"
     )
-    demo_parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
+    demo_parser.add_argument(
+        "--device", default=DEFAULT_DEVICE, help="'auto' (CUDA when available), 'cpu' or 'cuda'"
+    )
 
     bench_parser = commands.add_parser(
-        "bench", help="compare detectors and baselines on ADBench .npz files"
+        "bench",
+        help="compare detectors and baselines on ADBench .npz files",
+        description="Compare detectors and baselines on ADBench .npz files (arrays X and y, "
+        "y = 1 for anomalies): stratified 70/30 split per seed, MinMax scaling fitted on the "
+        "training rows. Name the datasets with --datasets, or run every file of the data "
+        "directory with --all; the command says how many fits it will run before starting.",
+        formatter_class=HelpFormatter,
     )
     bench_parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
-        help=f"folder of ADBench .npz files (default: {benchmark.DEFAULT_DATA_DIR} when present)",
+        help="folder of ADBench .npz files, or an ADBench folder holding classical/ (default: "
+        "$SKUAD_DATA_DIR, else ../shared/data/adbench beside a source checkout when it exists)",
     )
-    bench_parser.add_argument(
-        "--datasets", nargs="+", help="file stems or paths to run (default: every .npz in DIR)"
+    selection = bench_parser.add_mutually_exclusive_group()
+    selection.add_argument(
+        "--datasets",
+        nargs="+",
+        help="file stems (6_cardio) or paths of .npz files to run (default: none; --datasets or "
+        "--all is required)",
+    )
+    selection.add_argument(
+        "--all",
+        action="store_true",
+        help="run every .npz file of the data directory (default: off; --datasets or --all is "
+        "required)",
     )
     bench_parser.add_argument(
         "--detectors",
         nargs="+",
-        help="detectors to run (default: all); skuad's, IsolationForest, OneClassSVM, "
-        "LocalOutlierFactor, PyODAutoEncoder, PyODDeepSVDD",
+        help=f"detectors to run: skuad's, {BASELINE_NAMES} (default: all of them)",
     )
     bench_parser.add_argument(
         "--param",
         action="append",
         default=[],
         metavar="DETECTOR.PARAM=VALUE",
-        help="constructor parameter, repeatable (e.g. --param DeepSVDD.epochs=20)",
+        help="constructor parameter, repeatable, e.g. --param DeepSVDD.epochs=20 (default: each "
+        "detector's own defaults)",
     )
     bench_parser.add_argument(
         "--protocol",
         nargs="+",
-        choices=benchmark.PROTOCOLS,
+        choices=PROTOCOLS,
         default=["one-class"],
-        help="'one-class' (fit on normal training rows), 'unsupervised' (fit on the "
+        help="'one-class' (fit on the normal training rows), 'unsupervised' (fit on the "
         "contaminated training split), or both",
     )
-    bench_parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    bench_parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
-    bench_parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    bench_parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0, 1, 2], help="one split and fit per seed"
+    )
+    bench_parser.add_argument(
+        "--device", default=DEFAULT_DEVICE, help="'auto' (CUDA when available), 'cpu' or 'cuda'"
+    )
+    bench_parser.add_argument("--threads", type=int, default=1, help="CPU threads")
     bench_parser.add_argument(
         "--max-rows",
         type=int,
         default=None,
-        help="stratified subsample of each dataset to at most this many rows",
+        help="stratified subsample of each dataset to at most this many rows (default: all)",
     )
-    bench_parser.add_argument("--output-dir", default="skuad-bench-results")
+    bench_parser.add_argument(
+        "--output-dir", default="skuad-bench-results", help="folder the tables are written to"
+    )
     bench_parser.add_argument("--name", default="bench", help="file name stem of the tables")
-    bench_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    bench_parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (default: shown)"
+    )
     return parser
 
 
@@ -282,7 +350,7 @@ def main(argv=None):
         elif args.command == "bench":
             args.argv = argv[1:]
             bench(args)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # bad input, or a download that failed
         print(f"skuad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -8,7 +8,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
 
-from skuad.base import BaseDeepDetector
+from skuad.base import BaseDeepDetector, shared_parameter_docs
 from skuad.losses import ReconstructionLoss, SVDDLoss, squared_distance, svdd_radius
 from skuad.nn import build_autoencoder
 
@@ -34,6 +34,7 @@ class _RadiusUpdate(Callback):
         criterion.radius.fill_(svdd_radius(dist, criterion.nu).item())
 
 
+@shared_parameter_docs
 class DeepSVDD(BaseDeepDetector):
     """Deep Support Vector Data Description outlier detector.
 
@@ -93,18 +94,7 @@ class DeepSVDD(BaseDeepDetector):
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows and stop when the validation loss has not
         improved by ``tol`` for ``n_iter_no_change`` epochs, keeping the best weights.
-    validation_fraction : float in (0, 1), default=0.1
-        Held-out fraction for early stopping.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    tol : float, default=1e-4
-        Relative improvement that early stopping counts as progress.
-    device : str, default='auto'
-        ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation and shuffling. On CPU, a fixed value gives identical fits.
-    verbose : int, default=0
-        Print per-epoch losses and show a progress bar when positive.
+    %(shared_parameters)s
 
     Attributes
     ----------
@@ -198,6 +188,7 @@ class DeepSVDD(BaseDeepDetector):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        working_memory=64,
         random_state=None,
         verbose=0,
     ):
@@ -214,6 +205,7 @@ class DeepSVDD(BaseDeepDetector):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             device=device,
+            working_memory=working_memory,
             random_state=random_state,
             verbose=verbose,
         )

@@ -8,11 +8,12 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from skuad.base import BaseDeepDetector
+from skuad.base import BaseDeepDetector, shared_parameter_docs
 from skuad.losses import AmplifiedReconstructionLoss, reconstruction_error, reconstruction_error_map
 from skuad.nn import build_autoencoder
 
 
+@shared_parameter_docs
 class LAMPAutoencoderDetector(BaseDeepDetector):
     """Autoencoder outlier detector trained with an amplified reconstruction loss (LAMP).
 
@@ -81,18 +82,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows and stop when the (amplified) validation
         loss has not improved by ``tol`` for ``n_iter_no_change`` epochs, keeping the best weights.
-    validation_fraction : float in (0, 1), default=0.1
-        Held-out fraction for early stopping.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    tol : float, default=1e-4
-        Relative improvement that early stopping counts as progress.
-    device : str, default='auto'
-        ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation and shuffling. On CPU, a fixed value gives identical fits.
-    verbose : int, default=0
-        Print per-epoch losses and show a progress bar when positive.
+    %(shared_parameters)s
 
     Attributes
     ----------
@@ -182,6 +172,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        working_memory=64,
         random_state=None,
         verbose=0,
     ):
@@ -198,6 +189,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             device=device,
+            working_memory=working_memory,
             random_state=random_state,
             verbose=verbose,
         )

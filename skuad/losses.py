@@ -186,9 +186,15 @@ class SVDDLoss(nn.Module):
 
 
 def student_t_log_kernel(z, centers, alpha=1.0):
-    """``log (1 + |z_i - mu_j|^2 / alpha)^(-(alpha + 1) / 2)``, shape ``(n_samples, n_centers)``."""
-    sq_dist = ((z[:, None, :] - centers[None, :, :]) ** 2).sum(dim=2)
-    return -(alpha + 1.0) / 2.0 * torch.log1p(sq_dist / alpha)
+    """``log (1 + |z_i - mu_j|^2 / alpha)^(-(alpha + 1) / 2)``, shape ``(n_samples, n_centers)``.
+
+    The squared distances are summed in float64 and only their (small) logarithm is returned
+    in ``z``'s dtype: for a code far from every centre, as an input far outside the training
+    range gives, the squared distance overflows float32 although the kernel's log is finite.
+    """
+    difference = z[:, None, :].double() - centers[None, :, :].double()
+    sq_dist = (difference**2).sum(dim=2)
+    return (-(alpha + 1.0) / 2.0 * torch.log1p(sq_dist / alpha)).to(z.dtype)
 
 
 def dec_soft_assignment(z, centers, alpha=1.0):

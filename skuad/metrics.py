@@ -136,6 +136,22 @@ def outlier_average_precision_score(y_true, normality_scores, *, y_convention="a
     return float(average_precision_score(outliers, anomaly_scores))
 
 
+def _single_class(y, y_convention):
+    """True when ``y`` holds one label only, one that ``y_convention`` allows.
+
+    Whatever the convention, such a ``y`` is all inliers or all outliers, so the ranking is
+    undefined; labels the convention does not allow are left to :func:`is_outlier` to refuse.
+    """
+    values = np.unique(column_or_1d(y))
+    if len(values) != 1:
+        return False
+    allowed = {-1, 0, 1} if y_convention == "auto" else _CONVENTION_LABELS.get(y_convention, ())
+    try:
+        return values[0].item() in allowed
+    except (AttributeError, TypeError):
+        return False
+
+
 _METRICS = {
     "roc_auc": outlier_roc_auc_score,
     "average_precision": outlier_average_precision_score,
@@ -145,7 +161,10 @@ _METRICS = {
 class OutlierScorer:
     """Scorer ``scorer(estimator, X, y)`` for outlier detectors, for ``GridSearchCV(scoring=...)``.
 
-    Build it with :func:`make_outlier_scorer`.
+    Build it with :func:`make_outlier_scorer`. On labels of a single class (an inlier-only
+    training fold, which ``validation_curve`` and ``return_train_score=True`` score) a ranking
+    metric is undefined: the scorer returns ``nan`` for it, without a warning, instead of
+    failing.
     """
 
     def __init__(self, metric, y_convention):
@@ -155,6 +174,8 @@ class OutlierScorer:
     def __call__(self, estimator, X, y, sample_weight=None):
         if sample_weight is not None:
             raise ValueError("Outlier scorers do not support sample_weight.")
+        if _single_class(y, self.y_convention):
+            return float("nan")
         if hasattr(estimator, "score_samples"):
             scores = estimator.score_samples(X)
         elif hasattr(estimator, "decision_function"):

@@ -2,21 +2,31 @@
 
 A one-class detector is meant to be trained on normal data. Plain ``KFold`` puts labelled
 outliers into the training folds, and an outlier-free training set offers nothing to rank
-against. :class:`InlierKFold` splits labelled data so that every training fold holds inliers
-only and every test fold holds both; :func:`with_synthetic_outliers` supplies outliers when
-the training data have none (the one-class protocol), so that a grid search never needs the
-test set's labels.
+against. Two tools keep outliers out of training in a search:
+
+* :class:`FitOnInliers` wraps a detector so that ``fit(X, y)`` trains it on the rows ``y``
+  marks as inliers. It is the safe choice with ``GridSearchCV``'s default ``refit=True``: the
+  final ``best_estimator_`` is refitted on every inlier and on no outlier. With it any
+  stratified splitter works, and training scores (``return_train_score``,
+  ``validation_curve``) are defined.
+* :class:`InlierKFold` splits labelled data so that every training fold holds inliers only and
+  every test fold holds both, for any estimator.
+
+:func:`with_synthetic_outliers` supplies outliers when the training data have none (the
+one-class protocol), so that a grid search never needs the test set's labels.
 """
 
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
 from sklearn.model_selection import BaseCrossValidator, StratifiedKFold
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import _num_samples, check_array
+from sklearn.utils import check_random_state, get_tags
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
+from sklearn.utils.metaestimators import _safe_indexing, available_if
+from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
-from skuad.metrics import is_outlier
+from skuad.metrics import Y_CONVENTIONS, is_outlier
 
 
 class InlierKFold(BaseCrossValidator):
@@ -27,6 +37,12 @@ class InlierKFold(BaseCrossValidator):
     the outliers; the training fold is the other inliers, **without** any outlier. Every row
     is in exactly one test fold. Works for any estimator and with ``GridSearchCV``,
     ``cross_validate`` and ``cross_val_score`` (which pass ``y`` to ``split``).
+
+    The splitter keeps outliers out of the folds only: ``GridSearchCV``'s final refit
+    (``refit=True``) trains on every row passed to ``fit``. Wrap the detector in
+    :class:`FitOnInliers` to keep them out of the refit too, or pass ``refit=False``.
+    Training scores (``return_train_score=True``, ``validation_curve``) are ``nan`` with
+    this splitter, since a training fold holds one class only.
 
     Parameters
     ----------
@@ -120,9 +136,10 @@ def with_synthetic_outliers(X, n_outliers=None, *, kind="marginals", margin=0.1,
     Under the one-class protocol the training data hold no outliers, yet a grid search needs
     something to rank against, and the test labels must never be used for it. This makes
     labelled data out of the training inliers alone: pass the result to ``GridSearchCV.fit``
-    with ``cv=InlierKFold(...)`` so the synthetic rows are only ever scored, never trained on,
-    and ``refit=False`` (a refit would train on every row given, synthetic ones included);
-    then fit the best configuration on the inliers.
+    with the detector wrapped in :class:`FitOnInliers`, so that the synthetic rows (labelled
+    -1) are only ever scored, never trained on, in the folds and in the final refit alike.
+    (A bare detector with ``cv=InlierKFold(...)`` needs ``refit=False``: the refit would train
+    on every row given, synthetic ones included.)
 
     Parameters
     ----------
@@ -167,3 +184,224 @@ def with_synthetic_outliers(X, n_outliers=None, *, kind="marginals", margin=0.1,
         )
     y = np.r_[np.ones(len(X), dtype=int), -np.ones(n_outliers, dtype=int)]
     return np.vstack([X, synthetic]), y
+
+
+def _detector_has(method):
+    """``available_if`` check: the fitted detector, or else the unfitted one, has ``method``."""
+
+    def check(self):
+        detector = getattr(self, "detector_", self.detector)
+        return hasattr(detector, method)
+
+    return check
+
+
+class FitOnInliers(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
+    """Outlier detector that fits the detector it wraps on the rows ``y`` marks as inliers.
+
+    A one-class detector must be trained on normal data, but ``GridSearchCV`` (with its
+    default ``refit=True``), ``cross_validate`` and ``validation_curve`` pass every row they
+    fit on to ``fit``, labelled outliers included. Wrapped in ``FitOnInliers``, the detector
+    sees only the rows labelled as inliers; the labels are used for nothing else. Scoring,
+    prediction and the threshold (``offset_``) are the wrapped detector's.
+
+    With ``y=None`` every row is used, as the detector itself would.
+
+    Parameters
+    ----------
+    detector : estimator object
+        An outlier detector (``fit`` and ``score_samples`` or ``decision_function``), for
+        example a skuad detector, a :class:`~sklearn.pipeline.Pipeline` ending in one, or
+        :class:`~sklearn.ensemble.IsolationForest`. It is cloned at ``fit``. Its parameters
+        are searched as ``detector__<name>``.
+    y_convention : {'auto', 'sklearn', 'anomaly'}, default='auto'
+        Which label marks an outlier (see :func:`skuad.metrics.is_outlier`): ``'sklearn'``
+        -1 outlier / +1 inlier; ``'anomaly'`` 1 anomaly / 0 normal. ``'auto'`` reads labels
+        in {-1, +1} the scikit-learn way (an all-+1 training fold, as :class:`InlierKFold`
+        gives, is all inliers) and refuses any other labels, ``{0, 1}`` included, rather than
+        guess.
+
+    Attributes
+    ----------
+    detector_ : estimator object
+        The clone of ``detector`` fitted on the inliers.
+    n_inliers_fit_ : int
+        Number of rows the detector was fitted on.
+    offset_ : float
+        The fitted detector's ``offset_`` (when it has one).
+    n_features_in_ : int
+        The fitted detector's ``n_features_in_``.
+    feature_names_in_ : ndarray of str
+        The fitted detector's ``feature_names_in_`` (when ``X`` had column names).
+
+    See Also
+    --------
+    InlierKFold : A splitter whose training folds hold no outliers.
+
+    Notes
+    -----
+    Any splitter that stratifies on the outlier labels works: ``StratifiedKFold`` on the
+    labels gives each row its test fold exactly as :class:`InlierKFold` does, and the
+    outliers of each training fold, never fitted on, still make training scores defined
+    (``return_train_score=True``, ``validation_curve``, ``HalvingGridSearchCV``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.ensemble import IsolationForest
+    >>> from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    >>> from skuad.metrics import make_outlier_scorer
+    >>> from skuad.model_selection import FitOnInliers
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(size=(100, 2)), rng.uniform(4, 6, size=(20, 2))]
+    >>> y = np.r_[np.ones(100, dtype=int), -np.ones(20, dtype=int)]  # -1 marks an outlier
+    >>> search = GridSearchCV(
+    ...     FitOnInliers(IsolationForest(random_state=0)),
+    ...     {"detector__n_estimators": [10, 50]},
+    ...     scoring=make_outlier_scorer("roc_auc"),
+    ...     cv=StratifiedKFold(3),
+    ... ).fit(X, y)
+    >>> search.best_estimator_.n_inliers_fit_  # refitted on the 100 inliers only
+    100
+    """
+
+    _parameter_constraints: dict = {
+        "detector": [HasMethods(["fit"])],
+        "y_convention": [StrOptions(set(Y_CONVENTIONS))],
+    }
+
+    def __init__(self, detector, *, y_convention="auto"):
+        self.detector = detector
+        self.y_convention = y_convention
+
+    def _inlier_rows(self, X, y):
+        if y is None:
+            return None
+        y = np.asarray(y)
+        n_samples = _num_samples(X)
+        if y.ndim != 1 or len(y) != n_samples:
+            raise ValueError(
+                f"y must hold one outlier label per row of X: X has {n_samples} rows, y has "
+                f"shape {y.shape}."
+            )
+        convention = self.y_convention
+        if convention == "auto" and np.isin(y, (-1, 1)).all():
+            # Unambiguous even without a -1: a {0, 1} vector cannot consist of -1s and +1s.
+            convention = "sklearn"
+        inliers = np.flatnonzero(~is_outlier(y, convention))
+        if len(inliers) == 0:
+            raise ValueError(
+                f"y marks no row as an inlier (y_convention={self.y_convention!r}); the "
+                "detector needs inliers to fit on."
+            )
+        return inliers
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, **fit_params):
+        """Fit a clone of ``detector`` on the rows of ``X`` that ``y`` marks as inliers.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Training data, in whatever form the detector takes.
+        y : array-like of shape (n_samples,), default=None
+            Outlier labels in the convention named by ``y_convention``; ``None`` fits on
+            every row.
+        **fit_params : dict
+            Passed to the detector's ``fit``; per-row arrays (same length as ``X``) are
+            subset to the inlier rows.
+
+        Returns
+        -------
+        self : FitOnInliers
+            The fitted meta-estimator.
+        """
+        rows = self._inlier_rows(X, y)
+        n_samples = _num_samples(X)
+        if rows is not None:
+            X = _safe_indexing(X, rows)
+            fit_params = {
+                key: _safe_indexing(value, rows)
+                if hasattr(value, "__len__")
+                and not isinstance(value, str | bytes)
+                and _num_samples(value) == n_samples
+                else value
+                for key, value in fit_params.items()
+            }
+        self.detector_ = clone(self.detector).fit(X, **fit_params)
+        self.n_inliers_fit_ = n_samples if rows is None else len(rows)
+        return self
+
+    @available_if(_detector_has("score_samples"))
+    def score_samples(self, X):
+        """The fitted detector's ``score_samples(X)`` (higher = more normal).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Normality scores.
+        """
+        check_is_fitted(self)
+        return self.detector_.score_samples(X)
+
+    @available_if(_detector_has("decision_function"))
+    def decision_function(self, X):
+        """The fitted detector's ``decision_function(X)`` (negative = outlier).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Shifted normality scores.
+        """
+        check_is_fitted(self)
+        return self.detector_.decision_function(X)
+
+    @available_if(_detector_has("predict"))
+    def predict(self, X):
+        """The fitted detector's ``predict(X)``: +1 inlier, -1 outlier.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers.
+        """
+        check_is_fitted(self)
+        return self.detector_.predict(X)
+
+    @property
+    def offset_(self):
+        check_is_fitted(self)
+        return self.detector_.offset_
+
+    @property
+    def n_features_in_(self):
+        check_is_fitted(self)
+        return self.detector_.n_features_in_
+
+    @property
+    def feature_names_in_(self):
+        check_is_fitted(self)
+        return self.detector_.feature_names_in_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        detector_tags = get_tags(self.detector)
+        tags.input_tags.sparse = detector_tags.input_tags.sparse
+        tags.input_tags.allow_nan = detector_tags.input_tags.allow_nan
+        tags.non_deterministic = detector_tags.non_deterministic
+        return tags

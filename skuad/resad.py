@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -10,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 from torch import nn
 
-from skuad.base import BaseDeepDetector
+from skuad.base import BaseDeepDetector, shared_parameter_docs
 from skuad.losses import boundary_guided_loss, residual_constraint_loss
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
 
@@ -221,20 +222,8 @@ class _ResADNetwork(nn.Module):
         return residual, constrained, z, log_det
 
 
-class _ResidualScorer(nn.Module):
-    """Residuals -> per-dimension log-likelihood of their constrained value."""
-
-    def __init__(self, constraintor, flow):
-        super().__init__()
-        self.constraintor = constraintor
-        self.flow = flow
-
-    def forward(self, residual):
-        return self.flow.log_prob(self.constraintor(residual)) / residual.shape[1]
-
-
 class _ReferenceScorer(nn.Module):
-    """Scoring network: rows -> per-dimension log-likelihood of their residual.
+    """Scoring network: rows -> the flow's ``(z, log|det|)`` for their constrained residual.
 
     Each row's residual is taken against its own nearest reference, computed independently of
     the other rows of the batch (see :func:`nearest_reference_indices`).
@@ -242,13 +231,14 @@ class _ReferenceScorer(nn.Module):
 
     def __init__(self, constraintor, flow, references, coincidence_radius):
         super().__init__()
-        self.residual_scorer = _ResidualScorer(constraintor, flow)
+        self.constraintor = constraintor
+        self.flow = flow
         self.register_buffer("references", references)
         self.register_buffer("coincidence_radius", coincidence_radius)
 
     def forward(self, x):
         residual = nearest_reference_residuals(x, self.references, self.coincidence_radius)
-        return self.residual_scorer(residual)
+        return self.flow(self.constraintor(residual))
 
 
 class _ResADLoss(nn.Module):
@@ -324,6 +314,7 @@ class _ReferenceRedraw(Callback):
         self.rows = self.X = self.groups = self.is_normal = None
 
 
+@shared_parameter_docs
 class ResADDetector(BaseDeepDetector):
     """ResAD: an anomaly detector that generalises to new classes from a few normal references.
 
@@ -432,14 +423,7 @@ class ResADDetector(BaseDeepDetector):
     optimizer : {'adam', 'adamw', 'sgd'}, default='adam'
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows and stop when their loss stops improving.
-    validation_fraction : float in (0, 1), default=0.1
-    n_iter_no_change : int, default=10
-    tol : float, default=1e-4
-    device : str, default='auto'
-        ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the weights, the reference draws and the shuffling.
-    verbose : int, default=0
+    %(shared_parameters)s
 
     Attributes
     ----------
@@ -557,6 +541,7 @@ class ResADDetector(BaseDeepDetector):
         n_iter_no_change=10,
         tol=1e-4,
         device="auto",
+        working_memory=64,
         random_state=None,
         verbose=0,
     ):
@@ -573,6 +558,7 @@ class ResADDetector(BaseDeepDetector):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             device=device,
+            working_memory=working_memory,
             random_state=random_state,
             verbose=verbose,
         )
@@ -655,6 +641,8 @@ class ResADDetector(BaseDeepDetector):
     # ------------------------------------------------------------------ the method
     def _use_reference(self, reference, reference_group, scaled=None):
         """Score against ``reference`` (input units); ``scaled``: its known scaled rows."""
+        if sp.issparse(reference):
+            reference = reference.toarray()
         self.reference_ = np.asarray(reference, dtype=np.float64)
         self.reference_group_ = np.asarray(reference_group, dtype=int)
         self._reference_scaled = self._scale(self.reference_) if scaled is None else scaled
@@ -686,7 +674,9 @@ class ResADDetector(BaseDeepDetector):
         return (4 * np.finfo(np.float32).eps * size).astype(np.float32)
 
     def _score_batch(self, output, x):
-        return output
+        # The per-dimension log-likelihood of the residual under the flow.
+        z, log_det = output
+        return (standard_normal_log_density(z) + log_det) / x.shape[1]
 
     def _scales_globally(self):
         return self.feature_scaling == "global"
@@ -775,7 +765,12 @@ class ResADDetector(BaseDeepDetector):
             warmup_epochs=int(self.warmup_fraction * self.epochs),
         )
         self.net_ = self._train(
-            network, criterion, rows, seed, device, callbacks=[("reference_redraw", redraw)]
+            network,
+            criterion,
+            rows,
+            seed,
+            device,
+            callbacks=[("reference_redraw", redraw)],
         )
         boundary = float(self.net_.criterion_.normal_boundary)
         self.normal_boundary_ = None if np.isnan(boundary) else boundary

@@ -105,7 +105,24 @@ def test_scoring_never_sends_more_than_one_batch_to_the_network():
 
     outputs = list(forward_in_batches(Recorder(3, 2), np.ones((2500, 3)), 1024))
     assert seen == [1024, 1024, 452]
-    assert sum(len(out) for _, out in outputs) == 2500
+    assert [n_rows for n_rows, _, _ in outputs] == [1024, 1024, 452]
+    assert sum(len(out) for _, _, out in outputs) == 2500
+
+
+def test_fixed_shape_batches_pad_the_last_batch_and_count_its_real_rows():
+    seen = []
+
+    class Recorder(torch.nn.Linear):
+        def forward(self, x):
+            seen.append(len(x))
+            return super().forward(x)
+
+    X = np.arange(15.0).reshape(5, 3)
+    outputs = list(forward_in_batches(Recorder(3, 2), X, 4, fixed_shape=True))
+    assert seen == [4, 4]
+    assert [n_rows for n_rows, _, _ in outputs] == [4, 1]
+    # The padding repeats the batch's first row; the real rows come first, unchanged.
+    np.testing.assert_array_equal(outputs[1][1].numpy(), np.repeat(X[4:5], 4, axis=0))
 
 
 def test_decision_function_and_predict_agree(fitted, blobs):

@@ -162,15 +162,13 @@ def test_estimator_msp_score_matches_classifier_softmax(fitted, three_blobs):
 def test_estimator_odin_is_batched_and_in_scaled_units(three_blobs):
     X, _ = three_blobs
     detector = fast_clad(epsilon=0.05, temperature=10.0, batch_size=16).fit(X)
-    x = torch.as_tensor(detector._scale(X), dtype=torch.float64)
-    classifier = detector.net_.module_.double().eval()
+    x = torch.as_tensor(detector._scale(X))
+    classifier = detector.net_.module_.eval()
     expected = odin_score(classifier, x, temperature=10.0, epsilon=0.05).numpy()
-    detector.net_.module_.float()
-    # Scoring splits the gradient pass into chunks of batch_size (16) rows.
-    np.testing.assert_allclose(detector.score_samples(X), expected, rtol=1e-10)
-    np.testing.assert_allclose(
-        detector.score_samples(X[:7]), detector.score_samples(X)[:7], rtol=1e-12
-    )
+    # Scoring splits the gradient pass into chunks of batch_size (16) rows, in float32, so it
+    # matches the one-pass reference to float32 rounding.
+    np.testing.assert_allclose(detector.score_samples(X), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(detector.score_samples(X[:7]), detector.score_samples(X)[:7])
 
 
 # ---------------------------------------------------------------- networks

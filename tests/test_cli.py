@@ -5,7 +5,6 @@ import inspect
 import io
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import skuad
 from skuad import benchmark, cli
 from skuad.base import BaseDeepDetector
 from skuad.cli import demo, main
+from skuad.datasets import one_class_split
 
 
 def _anomaly_table(seed, n_normal=150, n_anomalies=15, n_features=4):
@@ -83,6 +83,8 @@ def test_demo_without_matplotlib_says_how_to_get_the_figure(monkeypatch, tmp_pat
 
 # ---------------------------------------------------------------------------- bench
 def _bench_args(data_dir, out_dir, *extra):
+    """``skuad bench`` on ``data_dir``: every file there unless ``extra`` names --datasets."""
+    selection = [] if "--datasets" in extra else ["--all"]
     return [
         "bench",
         "--data-dir",
@@ -90,6 +92,7 @@ def _bench_args(data_dir, out_dir, *extra):
         "--output-dir",
         str(out_dir),
         "--no-progress",
+        *selection,
         *extra,
     ]
 
@@ -103,6 +106,7 @@ def test_bench_writes_csv_and_markdown(adbench_dir, tmp_path, capsys):
         "DeepSVDD",
         "IsolationForest",
         "LocalOutlierFactor",
+        "KNN",
         "--param",
         "DeepSVDD.epochs=1",
         "--param",
@@ -119,47 +123,66 @@ def test_bench_writes_csv_and_markdown(adbench_dir, tmp_path, capsys):
     assert main(args) == 0
     with open(out_dir / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
-    # 2 datasets x 2 protocols x 2 seeds x 3 detectors, natural file order.
-    assert len(rows) == 24
-    assert [r["dataset"] for r in rows[::12]] == ["1_easy", "2_wider"]
+    # 2 datasets x 2 protocols x 2 seeds x 4 detectors, natural file order.
+    detectors = ["DeepSVDD", "IsolationForest", "LocalOutlierFactor", "KNN"]
+    assert len(rows) == 32
+    assert [r["dataset"] for r in rows[::16]] == ["1_easy", "2_wider"]
     assert {r["protocol"] for r in rows} == {"one-class", "unsupervised"}
-    assert {r["detector"] for r in rows} == {"DeepSVDD", "IsolationForest", "LocalOutlierFactor"}
+    assert {r["detector"] for r in rows} == set(detectors)
     for row in rows:
         assert row["error"] == ""
-        assert float(row["fit_seconds"]) >= 0 and float(row["score_rows_per_second"]) > 0
+        assert float(row["fit_seconds"]) >= 0 and float(row["fit_cpu_seconds"]) >= 0
+        assert float(row["score_rows_per_second"]) > 0
     one_class = [r for r in rows if r["protocol"] == "one-class"]
     unsupervised = [r for r in rows if r["protocol"] == "unsupervised"]
     # One-class fits on the normal training rows only; unsupervised keeps the anomalies.
     assert all(
         int(a["n_train"]) < int(b["n_train"]) for a, b in zip(one_class, unsupervised, strict=True)
     )
-    forest = [r for r in rows if r["detector"] == "IsolationForest"]
-    assert all(float(r["auroc"]) > 0.95 for r in forest)
+    for name in ("IsolationForest", "KNN"):
+        assert all(float(r["auroc"]) > 0.95 for r in rows if r["detector"] == name)
+    assert "Running 32 fits: 2 datasets x 2 protocol(s) x 2 seed(s) x 4 detectors" in (
+        capsys.readouterr().out
+    )
 
     markdown = (out_dir / "bench.md").read_text()
     assert markdown.startswith("Command: `skuad bench --data-dir")
     assert "DeepSVDD.epochs=1" in markdown
-    assert "| dataset | DeepSVDD | IsolationForest | LocalOutlierFactor |" in markdown
+    assert "| dataset | DeepSVDD | IsolationForest | LocalOutlierFactor | KNN |" in markdown
     assert "AUROC % (unsupervised protocol)" in markdown
-    assert "| AUROC % | AP % | fit s | score rows/s | peak MiB |" in markdown
+    assert "| AUROC % | AP % | fit s | fit CPU s | score rows/s |" in markdown
+
+    # The summary CSVs hold numbers: mean AUROC % over seeds, and every metric with its spread.
+    def expected(dataset, detector, key="auroc"):
+        values = [
+            100 * float(r[key])
+            for r in one_class
+            if r["dataset"] == dataset and r["detector"] == detector
+        ]
+        return np.mean(values), np.std(values)
+
     with open(out_dir / "bench_auroc_one-class.csv") as handle:
         auroc = list(csv.reader(handle))
-    assert auroc[0] == ["dataset", "DeepSVDD", "IsolationForest", "LocalOutlierFactor"]
+    assert auroc[0] == ["dataset", *detectors]
     assert [row[0] for row in auroc[1:]] == ["1_easy", "2_wider", "mean"]
-    forest_cells = [row[2] for row in auroc[1:3]]
-    expected_cells = []
-    for dataset in ("1_easy", "2_wider"):
-        values = [
-            100 * float(r["auroc"])
-            for r in one_class
-            if r["dataset"] == dataset and r["detector"] == "IsolationForest"
-        ]
-        expected_cells.append(f"{np.mean(values):.1f} ± {np.std(values):.1f}")
-    assert forest_cells == expected_cells
+    cells = np.array([[float(cell) for cell in row[1:]] for row in auroc[1:]])
+    for i, dataset in enumerate(("1_easy", "2_wider")):
+        for j, detector in enumerate(detectors):
+            np.testing.assert_allclose(cells[i, j], expected(dataset, detector)[0], atol=0.051)
+    np.testing.assert_allclose(cells[2], cells[:2].mean(axis=0), atol=0.101)  # rounded to 0.1
     with open(out_dir / "bench_metrics.csv") as handle:
-        metrics = list(csv.reader(handle))
-    assert len(metrics) == 1 + 2 * 2 * 3
-    assert "| dataset | DeepSVDD" in capsys.readouterr().out
+        metrics = list(csv.DictReader(handle))
+    assert len(metrics) == 2 * 2 * 4
+    knn = next(
+        row
+        for row in metrics
+        if (row["dataset"], row["protocol"], row["detector"]) == ("2_wider", "one-class", "KNN")
+    )
+    mean, std = expected("2_wider", "KNN", "average_precision")
+    np.testing.assert_allclose(float(knn["average_precision_pct"]), mean, atol=0.0051)
+    np.testing.assert_allclose(float(knn["average_precision_pct_std"]), std, atol=0.0051)
+    assert knn["score_rows_per_second"].isdigit()
+    assert (knn["runs"], knn["failed"]) == ("2", "0")
 
 
 def test_bench_datasets_option_selects_files(adbench_dir, tmp_path):
@@ -238,10 +261,36 @@ def test_bench_refuses_a_folder_without_npz(tmp_path, capsys):
     assert "no ADBench .npz files" in capsys.readouterr().err
 
 
-def test_command_line_entry_point_exit_status(tmp_path):
+def test_bench_needs_datasets_or_all(adbench_dir, tmp_path, capsys):
+    out_dir = tmp_path / "results"
+    args = ["bench", "--data-dir", str(adbench_dir), "--output-dir", str(out_dir)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--datasets" in err and "--all" in err
+    assert not out_dir.exists()  # nothing ran
+    with pytest.raises(SystemExit):  # argparse: the two are mutually exclusive
+        main([*args, "--all", "--datasets", "1_easy"])
+
+
+def test_bench_finds_the_classical_folder_and_the_data_dir_rule(adbench_dir, tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    adbench_dir.rename(root / "classical")
+    assert [p.stem for p in benchmark.find_datasets(root)] == ["1_easy", "2_wider"]
+    monkeypatch.setenv(benchmark.DATA_DIR_ENV, str(root))
+    assert benchmark.adbench_dir() == root
+    assert benchmark.adbench_dir(tmp_path) == tmp_path  # an explicit folder wins
+    out_dir = tmp_path / "results"
+    args = ["bench", "--datasets", "2_wider", "--detectors", "KNN", "--seeds", "0"]
+    assert main([*args, "--output-dir", str(out_dir), "--no-progress"]) == 0
+    assert (out_dir / "bench.csv").read_text().count("2_wider") == 1
+
+
+@pytest.mark.parametrize("module", ["skuad", "skuad.cli"])
+def test_command_line_entry_point_exit_status(tmp_path, module):
     np.savez(tmp_path / "1_bad.npz", X=np.ones((5, 2)))
     completed = subprocess.run(
-        [sys.executable, "-m", "skuad.cli", "bench", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", module, "bench", "--data-dir", str(tmp_path), "--all"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -249,6 +298,53 @@ def test_command_line_entry_point_exit_status(tmp_path):
     assert completed.returncode == 2
     assert "must hold arrays named X and y" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def _run_skuad(*arguments, code=""):
+    """``python -c``: run the skuad command with ``arguments``, then ``code``."""
+    program = (
+        "import sys\n"
+        "from skuad.cli import main\n"
+        "try:\n"
+        f"    main({list(arguments)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n" + code
+    )
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
+
+
+HEAVY = "print(sorted(m for m in ('torch', 'skorch', 'sklearn') if m in sys.modules))"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--help"], ["bench", "--help"], ["demo", "--help"], ["--version"], ["bench", "--bad"]],
+)
+def test_help_and_argument_errors_import_no_heavy_library(arguments):
+    completed = _run_skuad(*arguments, code=HEAVY)
+    assert completed.stdout.strip().splitlines()[-1] == "[]", completed.stdout
+
+
+def test_version_and_python_m_skuad():
+    completed = subprocess.run(
+        [sys.executable, "-m", "skuad", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0
+    assert completed.stdout.strip() == f"skuad {skuad.__version__}"
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_help_is_plain_and_shows_every_default(command):
+    text = _run_skuad(command, "--help").stdout
+    assert "``" not in text and ":func:" not in text
+    assert "(default: auto)" in " ".join(text.split())  # --device, the same in both
+    options = [line.split()[0] for line in text.splitlines() if line.startswith("  --")]
+    assert options, text
+    body = " ".join(text.split())
+    # Each option's help ends with its default, in argparse's words or the option's own.
+    assert body.count("(default:") >= len(options), text
 
 
 # ---------------------------------------------------------------------------- benchmark module
@@ -306,14 +402,46 @@ def test_pyod_baselines_use_the_scikit_learn_sign():
     assert not result.error and result.auroc > 0.9
 
 
-def test_peak_rss_sees_a_large_allocation():
-    with benchmark.PeakRSS() as memory:
-        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
-        time.sleep(0.05)  # let the sampling thread see it
-        del block
-    if np.isnan(memory.peak_mib):
-        pytest.skip("/proc/self/statm is not available on this platform")
-    assert memory.peak_mib > 32
+def test_one_class_split_is_the_benchmark_protocol():
+    X, y = _anomaly_table(3, n_normal=200, n_anomalies=20)
+    X_train, X_test, y_test = one_class_split(X, y, random_state=4)
+    X_fit, X_test_bench, y_test_bench = benchmark.split(X, y, "one-class", seed=4, scale=False)
+    np.testing.assert_array_equal(X_train, X_fit)
+    np.testing.assert_array_equal(X_test, X_test_bench)
+    np.testing.assert_array_equal(y_test, y_test_bench)
+    # Training rows are normal and appear nowhere in the test part.
+    assert not set(map(tuple, X_train)) & set(map(tuple, X_test))
+    assert len(X_train) == 140 and len(X_test) == 66 and y_test.sum() == 6
+
+
+def test_knn_scores_minus_the_kth_neighbour_distance():
+    rng = np.random.RandomState(0)
+    X_train, X_test = rng.normal(size=(40, 3)), rng.normal(size=(7, 3))
+    scores = benchmark.make_detector("KNN").fit(X_train).score_samples(X_test)
+    distances = np.sort(np.linalg.norm(X_test[:, None] - X_train[None], axis=2), axis=1)
+    np.testing.assert_allclose(scores, -distances[:, 4])  # the 5th nearest (PyOD's default)
+    np.testing.assert_allclose(
+        benchmark.KNNDistance(n_neighbors=1).fit(X_train).score_samples(X_test), -distances[:, 0]
+    )
+
+
+def test_knn_matches_pyod():
+    pytest.importorskip("pyod")
+    from pyod.models.knn import KNN
+
+    rng = np.random.RandomState(1)
+    X_train, X_test = rng.normal(size=(60, 4)), rng.normal(size=(20, 4))
+    ours = benchmark.KNNDistance().fit(X_train).score_samples(X_test)
+    np.testing.assert_allclose(ours, -KNN().fit(X_train).decision_function(X_test))
+
+
+def test_knn_refuses_too_few_rows_and_unfitted_use():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(ValueError, match="n_neighbors=5 needs between 1 and the 3 training rows"):
+        benchmark.KNNDistance().fit(np.ones((3, 2)))
+    with pytest.raises(NotFittedError):
+        benchmark.KNNDistance().score_samples(np.ones((3, 2)))
 
 
 def test_cap_epochs_lowers_every_epoch_parameter_only():

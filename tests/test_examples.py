@@ -1,4 +1,5 @@
-"""Every example in examples/ runs to completion (they are the gallery of the docs)."""
+"""Every example in examples/ runs to completion as a script of its own, as a user runs it
+(the docs build runs them too, in one process, for the gallery)."""
 
 import ast
 import os

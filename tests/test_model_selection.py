@@ -1,16 +1,26 @@
-"""InlierKFold and synthetic reference outliers: one-class grid search without test labels."""
+"""InlierKFold, FitOnInliers and synthetic reference outliers: one-class model selection."""
+
+import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.ensemble import IsolationForest
-from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.pipeline import Pipeline
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+from sklearn.model_selection import (
+    GridSearchCV,
+    HalvingGridSearchCV,
+    StratifiedKFold,
+    cross_val_score,
+    validation_curve,
+)
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils.estimator_checks import check_estimator
 
 from skuad import LAMPAutoencoderDetector
 from skuad.metrics import make_outlier_scorer
-from skuad.model_selection import InlierKFold, with_synthetic_outliers
+from skuad.model_selection import FitOnInliers, InlierKFold, with_synthetic_outliers
 from tests.conftest import FAST_DETECTORS, detector_id
 
 
@@ -121,3 +131,154 @@ def test_every_detector_cross_validates_with_the_splitter_and_scorer(estimator, 
         error_score="raise",
     )
     assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+
+
+class RecordingForest(IsolationForest):
+    """IsolationForest that keeps a copy of the rows it was fitted on (for the tests only)."""
+
+    def fit(self, X, y=None, sample_weight=None):
+        self.fitted_rows_ = np.array(X, copy=True)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def _rows_seen(fitted_rows, X):
+    """Which rows of X are among the fitted rows."""
+    return np.array([(fitted_rows == row).all(axis=1).any() for row in X])
+
+
+def test_grid_search_refit_on_every_row_unless_the_detector_fits_on_inliers(blobs):
+    X, y = blobs
+    search_options = {
+        "scoring": make_outlier_scorer("roc_auc"),
+        "cv": InlierKFold(3, shuffle=True, random_state=0),
+    }
+    grid = {"n_estimators": [10, 20]}
+    bare = GridSearchCV(RecordingForest(random_state=0), grid, **search_options).fit(X, y)
+    assert _rows_seen(bare.best_estimator_.fitted_rows_, X[y == -1]).all()  # the trap
+
+    grid = {"detector__n_estimators": [10, 20]}
+    safe = GridSearchCV(FitOnInliers(RecordingForest(random_state=0)), grid, **search_options)
+    safe.fit(X, y)
+    fitted_rows = safe.best_estimator_.detector_.fitted_rows_
+    assert not _rows_seen(fitted_rows, X[y == -1]).any()  # never saw an outlier
+    assert _rows_seen(fitted_rows, X[y == 1]).all() and len(fitted_rows) == (y == 1).sum()
+    assert safe.best_estimator_.n_inliers_fit_ == 200
+    # The folds' scores are the bare detector's: the splitter already kept outliers out.
+    assert np.array_equal(safe.cv_results_["mean_test_score"], bare.cv_results_["mean_test_score"])
+
+
+def test_refitted_lamp_equals_a_fit_on_the_inliers(blobs):
+    X, y = blobs
+    search = GridSearchCV(
+        FitOnInliers(LAMPAutoencoderDetector(epochs=2, random_state=0, device="cpu")),
+        {"detector__amplification": [0.0, 5.0]},
+        scoring=make_outlier_scorer("roc_auc"),
+        cv=InlierKFold(2, shuffle=True, random_state=0),
+    ).fit(X, y)
+    best = search.best_params_["detector__amplification"]
+    direct = LAMPAutoencoderDetector(amplification=best, epochs=2, random_state=0, device="cpu")
+    direct.fit(X[y == 1])
+    assert np.allclose(search.best_estimator_.score_samples(X), direct.score_samples(X))
+    assert search.best_estimator_.offset_ == pytest.approx(direct.offset_)
+    assert np.array_equal(search.predict(X), direct.predict(X))
+
+
+def test_stratified_folds_with_fit_on_inliers_match_inlier_kfold(blobs):
+    X, y = blobs
+    scorer = make_outlier_scorer("roc_auc")
+    forest = IsolationForest(n_estimators=20, random_state=0)
+    with_splitter = cross_val_score(forest, X, y, cv=InlierKFold(4), scoring=scorer)
+    with_wrapper = cross_val_score(
+        FitOnInliers(forest), X, y, cv=StratifiedKFold(4), scoring=scorer
+    )
+    assert np.array_equal(with_splitter, with_wrapper)
+
+
+def test_validation_curve_and_halving_search_are_quiet_and_correct(blobs):
+    X, y = blobs
+    scorer = make_outlier_scorer("roc_auc")
+    forest = IsolationForest(random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # Inlier-only training folds: a ranking of one class is undefined, so train scores
+        # are nan (quietly); the test scores are computed.
+        train, test = validation_curve(
+            forest, X, y, param_name="n_estimators", param_range=[5, 20],
+            cv=InlierKFold(3), scoring=scorer,
+        )  # fmt: skip
+        assert np.isnan(train).all() and np.isfinite(test).all() and test.min() > 0.9
+        # Fitted on the inliers of stratified folds, the training folds' outliers make the
+        # train scores defined.
+        train, test = validation_curve(
+            FitOnInliers(forest), X, y, param_name="detector__n_estimators",
+            param_range=[5, 20], cv=StratifiedKFold(3), scoring=scorer,
+        )  # fmt: skip
+        assert np.isfinite(train).all() and np.isfinite(test).all()
+        search = HalvingGridSearchCV(
+            FitOnInliers(RecordingForest(random_state=0)),
+            {"detector__n_estimators": [5, 10, 20, 40]},
+            cv=StratifiedKFold(3), scoring=scorer, random_state=0,
+        ).fit(X, y)  # fmt: skip
+        assert np.isfinite(search.cv_results_["mean_train_score"]).all()
+        assert not _rows_seen(search.best_estimator_.detector_.fitted_rows_, X[y == -1]).any()
+        search = HalvingGridSearchCV(
+            forest, {"n_estimators": [5, 10, 20, 40]}, cv=InlierKFold(3), scoring=scorer,
+            return_train_score=False, refit=False, random_state=0,
+        ).fit(X, y)  # fmt: skip
+        assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_fit_on_inliers_reads_labels_safely(blobs):
+    X, y = blobs
+    y_anomaly = (y == -1).astype(int)
+    forest = IsolationForest(n_estimators=10, random_state=0)
+    reference = clone(forest).fit(X[y == 1]).score_samples(X)
+    model = FitOnInliers(forest, y_convention="anomaly").fit(X, y_anomaly)
+    assert np.array_equal(model.score_samples(X), reference)
+    assert np.array_equal(FitOnInliers(forest).fit(X, y).decision_function(X),
+                          clone(forest).fit(X[y == 1]).decision_function(X))  # fmt: skip
+    assert FitOnInliers(forest).fit(X).n_inliers_fit_ == len(X)  # y=None: every row
+    assert FitOnInliers(forest).fit(X[y == 1], y[y == 1]).n_inliers_fit_ == 200  # all +1
+    with pytest.raises(ValueError, match="Cannot tell which label"):
+        FitOnInliers(forest).fit(X, y_anomaly)  # {0, 1} is never guessed
+    with pytest.raises(ValueError, match="no row as an inlier"):
+        FitOnInliers(forest).fit(X[y == -1], y[y == -1])
+    with pytest.raises(ValueError, match="one outlier label per row"):
+        FitOnInliers(forest).fit(X, y[:-1])
+    with pytest.raises(ValueError, match="y_convention"):
+        FitOnInliers(forest, y_convention="pyod").fit(X, y)
+
+
+def test_fit_on_inliers_subsets_per_row_fit_params_and_nests_params(blobs):
+    X, y = blobs
+    weights = np.random.RandomState(0).uniform(0.5, 2.0, size=len(X))
+    forest = IsolationForest(n_estimators=10, random_state=0)
+    model = FitOnInliers(forest).fit(X, y, sample_weight=weights)
+    reference = clone(forest).fit(X[y == 1], sample_weight=weights[y == 1])
+    assert np.array_equal(model.score_samples(X), reference.score_samples(X))
+
+    model = FitOnInliers(make_pipeline(MinMaxScaler(), forest))
+    model.set_params(detector__isolationforest__n_estimators=3)
+    assert model.get_params()["detector__isolationforest__n_estimators"] == 3
+    assert len(model.fit(X, y).detector_[-1].estimators_) == 3
+    assert not hasattr(forest, "estimators_")  # the given detector is cloned, never fitted
+
+
+class _LabelsWithheld(FitOnInliers):
+    """FitOnInliers as scikit-learn's checks see it when they pass no outlier labels."""
+
+    def fit(self, X, y=None, **fit_params):
+        return super().fit(X, **fit_params)
+
+
+@pytest.mark.parametrize(
+    "detector",
+    [IsolationForest(n_estimators=10, random_state=0), FAST_DETECTORS[2]],
+    ids=["IsolationForest", "LAMPAutoencoderDetector"],
+)
+def test_fit_on_inliers_passes_the_sklearn_checks_when_labels_are_withheld(detector):
+    """scikit-learn's checks pass classification targets (0, 1, 2, ...) as ``y``, which
+    FitOnInliers refuses as outlier labels by design; every other behaviour is checked."""
+    results = check_estimator(_LabelsWithheld(detector), on_fail=None)
+    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    assert not failed

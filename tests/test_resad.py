@@ -383,16 +383,39 @@ def test_training_rows_score_leave_one_out_from_float32_input_too(offset):
     assert np.ptp(exact) > 0.1  # leave-one-out scores vary; self-matches would all be equal
 
 
-def test_pool_scores_do_not_depend_on_the_batch():
+def test_pool_residuals_in_scoring_do_not_depend_on_the_batch(monkeypatch):
+    # The nearest-reference step of the real scoring path (fixed-shape float32 batches):
+    # each row's residual is bit for bit the same whatever rows it is scored with.
     rng = np.random.RandomState(17)
     X = rng.normal(size=(300, 6))
     detector = ResADDetector(max_references=100, **FAST).fit(X)
     X_test = np.vstack([rng.normal(scale=1.5, size=(1500, 6)), X[:20]])
-    full = detector.score_samples(X_test)
+    seen = []
+    residuals_of = skuad.resad.nearest_reference_residuals
+
+    def record(x, references, coincidence_radius=None):
+        residual = residuals_of(x, references, coincidence_radius)
+        seen.append((x.clone(), residual.clone()))
+        return residual
+
+    monkeypatch.setattr(skuad.resad, "nearest_reference_residuals", record)
+
+    def residuals(rows):
+        seen.clear()
+        scores = detector.score_samples(rows)
+        by_row = {}
+        for x, residual in seen:
+            for row, value in zip(x.numpy(), residual.numpy(), strict=True):
+                by_row.setdefault(row.tobytes(), value)
+        return np.array([by_row[row.tobytes()] for row in detector._scale(rows)]), scores
+
+    full, full_scores = residuals(X_test)
     order = rng.permutation(len(X_test))
-    np.testing.assert_array_equal(detector.score_samples(X_test[order]), full[order])
-    for start, stop in [(0, 1), (7, 40), (1400, 1520)]:
-        np.testing.assert_array_equal(detector.score_samples(X_test[start:stop]), full[start:stop])
+    parts = [order, np.arange(1), np.arange(7, 40), np.arange(1400, 1520)]
+    for rows in parts:
+        part, scores = residuals(X_test[rows])
+        np.testing.assert_array_equal(part, full[rows])
+        np.testing.assert_allclose(scores, full_scores[rows], rtol=1e-6)
 
 
 def test_pool_regime_detects_rows_away_from_every_training_row():

