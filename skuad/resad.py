@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -355,6 +356,10 @@ class ResADDetector(BaseDeepDetector):
     True
     """
 
+    # Residuals between whole images' pixels carry no class-independent structure: ResAD
+    # takes feature vectors (image embeddings, see skuad.features.ImageEmbedder).
+    takes_images = False
+
     _parameter_constraints: dict = {
         **BaseDeepDetector._parameter_constraints,
         "n_reference": [Interval(Integral, 1, None, closed="left")],
@@ -403,6 +408,7 @@ class ResADDetector(BaseDeepDetector):
         tol=1e-4,
         device="auto",
         working_memory=64,
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -420,6 +426,7 @@ class ResADDetector(BaseDeepDetector):
             tol=tol,
             device=device,
             working_memory=working_memory,
+            callbacks=callbacks,
             random_state=random_state,
             verbose=verbose,
         )
@@ -499,6 +506,8 @@ class ResADDetector(BaseDeepDetector):
 
     # ------------------------------------------------------------------ the method
     def _use_reference(self, reference, reference_group):
+        # References are few: kept dense, whatever the input's format.
+        reference = reference.toarray() if sp.issparse(reference) else reference
         self.reference_ = np.asarray(reference, dtype=np.float64)
         self.reference_group_ = np.asarray(reference_group, dtype=int)
         self._reference_scaled = self._scale(self.reference_)
@@ -522,11 +531,6 @@ class ResADDetector(BaseDeepDetector):
         return self.feature_scaling == "global"
 
     def _fit_network(self, X, seed, device, y=None, groups=None):
-        if self.image_shape is not None:
-            raise ValueError(
-                "ResADDetector works on feature vectors; image_shape must be None. Extract "
-                "one embedding per image (e.g. with a pretrained CNN) and pass those rows."
-            )
         n_samples, n_features = X.shape
         group_codes = self._validate_groups(groups, n_samples)
         is_anomaly = self._validate_anomaly_labels(y, n_samples)
@@ -581,7 +585,13 @@ class ResADDetector(BaseDeepDetector):
             warmup_epochs=int(self.warmup_fraction * self.epochs),
         )
         self.net_ = self._train(
-            network, criterion, rows, seed, device, callbacks=[("reference_redraw", redraw)]
+            network,
+            criterion,
+            rows,
+            seed,
+            device,
+            stage="flow",
+            callbacks=[("reference_redraw", redraw)],
         )
         boundary = float(self.net_.criterion_.normal_boundary)
         self.normal_boundary_ = None if np.isnan(boundary) else boundary
