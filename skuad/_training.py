@@ -258,7 +258,7 @@ class RowDataset(torch.utils.data.Dataset):
     never reads.
     """
 
-    def __init__(self, X, y=None, length=None):
+    def __init__(self, X, y=None):
         self.X = torch.as_tensor(X)
         self.y = None if y is None else torch.as_tensor(y)
         self._no_target = torch.zeros(())
