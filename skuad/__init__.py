@@ -1,6 +1,17 @@
 """skuad: deep anomaly detectors that behave like scikit-learn estimators."""
 
 import importlib
+import os
+import sys
+
+# OpenMP threads that wait actively spin on a core between parallel regions. When other
+# processes share the cores (several skuad processes, a test runner, a notebook beside a job)
+# they spin against each other: a small network's fit then took 15-20x the CPU time and wall
+# time of a one-thread fit. Passive waiting removes that (docs/performance.rst). OpenMP reads
+# the setting once, when torch loads it, so it is set only if torch is not loaded yet, and
+# never over the user's own choice.
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

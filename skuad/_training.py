@@ -7,11 +7,13 @@ rows to :func:`train_module` and read the fitted net back.
 import contextlib
 import dataclasses
 import math
+import re
+import sys
 import threading
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, PrintLog, ProgressBar
 from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
 from torch.overrides import TorchFunctionMode
@@ -139,6 +141,32 @@ class InterruptibleNet(NeuralNet):
                 module.train(training)
                 modes_set[name] = training
 
+    def get_default_callbacks(self):
+        # skorch's epoch table, with colour only where it reaches a terminal.
+        return [
+            (name, _PlainPrintLog() if name == "print_log" else callback)
+            for name, callback in super().get_default_callbacks()
+        ]
+
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _PlainPrintLog(PrintLog):
+    """skorch's ``PrintLog`` without its colour codes unless standard output is a terminal
+    (they would end up as escape characters in a log file or a notebook's saved output)."""
+
+    def format_row(self, row, key, color):
+        formatted = super().format_row(row, key, color)
+        if isinstance(formatted, str) and not _stdout_is_terminal():
+            return _ANSI_ESCAPE.sub("", formatted)
+        return formatted
+
+
+def _stdout_is_terminal():
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
 
 class DetectorNet(InterruptibleNet):
     """skorch net for unsupervised objectives: the criterion receives the input batch, not a target.
@@ -165,6 +193,49 @@ class _EarlyStopping(EarlyStopping):
             raise StopTraining from exc
 
 
+class _UserCallback(Callback):
+    """A user's skorch callback, run as is, except that ending training ends only the stage.
+
+    skorch's callbacks end training by raising ``KeyboardInterrupt`` (``EarlyStopping`` does),
+    which :class:`InterruptibleNet` must otherwise treat as the user's Ctrl-C and roll the fit
+    back; from a user's callback it becomes :class:`StopTraining`.
+    """
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def initialize(self):
+        self.callback.initialize()
+        return self
+
+    def _call(self, hook, net, kwargs):
+        try:
+            getattr(self.callback, hook)(net, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise StopTraining from exc
+
+    def on_train_begin(self, net, **kwargs):
+        self._call("on_train_begin", net, kwargs)
+
+    def on_train_end(self, net, **kwargs):
+        self._call("on_train_end", net, kwargs)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._call("on_epoch_begin", net, kwargs)
+
+    def on_epoch_end(self, net, **kwargs):
+        self._call("on_epoch_end", net, kwargs)
+
+    def on_batch_begin(self, net, **kwargs):
+        self._call("on_batch_begin", net, kwargs)
+
+    def on_batch_end(self, net, **kwargs):
+        self._call("on_batch_end", net, kwargs)
+
+    def on_grad_computed(self, net, **kwargs):
+        self._call("on_grad_computed", net, kwargs)
+
+
 class DivergenceCheck(Callback):
     """Stop training with a clear error as soon as an epoch's loss is not finite."""
 
@@ -187,7 +258,7 @@ class RowDataset(torch.utils.data.Dataset):
     never reads.
     """
 
-    def __init__(self, X, y=None, length=None):
+    def __init__(self, X, y=None):
         self.X = torch.as_tensor(X)
         self.y = None if y is None else torch.as_tensor(y)
         self._no_target = torch.zeros(())
@@ -266,18 +337,44 @@ def _unwrap_subsets(dataset, order):
     return dataset, order
 
 
-def train_module(module, criterion, X, options, *, seed, device, callbacks=(), y=None):
+def train_module(
+    module,
+    criterion,
+    X,
+    options,
+    *,
+    seed,
+    device,
+    callbacks=(),
+    user_callbacks=(),
+    y=None,
+    stage=None,
+):
     """Train ``module`` on rows ``X`` (float32 array) to minimise ``criterion(module(x), x)``.
 
     With targets ``y`` (for example pseudo-labels) the criterion is called as
     ``criterion(module(x), y)`` instead, through a plain skorch ``NeuralNet``.
     Shuffling uses a generator seeded from ``seed``; no rows are held out unless
     ``options.early_stopping`` is set. Returns the fitted :class:`DetectorNet`, whose
-    ``module_`` is ``module`` itself, trained in place.
+    ``module_`` is ``module`` itself, trained in place. ``callbacks`` are the detector's own
+    (``(name, callback)`` pairs), ``user_callbacks`` the user's (each run through
+    :class:`_UserCallback`). With ``options.verbose``, the epoch table is headed by ``stage``.
     """
     n_samples = len(X)
     batch_size = min(options.batch_size, n_samples)
-    named_callbacks = [("divergence_check", DivergenceCheck()), *callbacks]
+    # The user's callbacks see every epoch: they run before the detector's own, any of which
+    # may end the stage after the epoch.
+    named_callbacks = [("divergence_check", DivergenceCheck())]
+    taken = {"divergence_check", *(name for name, _ in callbacks)}
+    for item in user_callbacks:
+        name, callback = item if isinstance(item, (tuple, list)) else (type(item).__name__, item)
+        unique, number = name, 1
+        while unique in taken:
+            number += 1
+            unique = f"{name}_{number}"
+        taken.add(unique)
+        named_callbacks.append((unique, _UserCallback(callback)))
+    named_callbacks += callbacks
     train_split = None
     if options.early_stopping:
         train_split = ValidSplit(options.validation_fraction, random_state=seed)
@@ -319,6 +416,8 @@ def train_module(module, criterion, X, options, *, seed, device, callbacks=(), y
         device=device,
         verbose=options.verbose,
     )
+    if options.verbose and stage is not None:
+        print(f"Training stage {stage!r}")
     try:
         return net.fit(X, y)
     except _FitInterrupted as exc:
@@ -396,7 +495,7 @@ def forward_in_batches(module, X, batch_size, transform=None, fixed_shape=False)
     parameter = next(module.parameters())
     module.eval()
     with torch.no_grad():
-        for start in range(0, len(X), batch_size):
+        for start in range(0, X.shape[0], batch_size):
             rows = X[start : start + batch_size]
             if transform is not None:
                 rows = transform(rows)

@@ -5,6 +5,7 @@
 ``_score_batch``. A detector supplies only its networks, its loss and its score.
 """
 
+import copy
 import math
 import warnings
 from abc import abstractmethod
@@ -17,7 +18,7 @@ from sklearn import get_config
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skuad._training import (
@@ -58,6 +59,12 @@ _SHARED_PARAMETERS_DOC = """\
         scikit-learn's ``working_memory`` setting (``sklearn.set_config``). Scores depend on
         it only through float32 rounding (around 1e-7 relative), never on which or how many
         other rows are scored in the same call.
+    callbacks : list of skorch callbacks or None, default=None
+        skorch callbacks (instances, or ``(name, callback)`` pairs) added to every training
+        stage, each stage with its own fresh copies: checkpoints, learning-rate schedules,
+        early stopping on a metric of your own, logging. A callback that ends training the
+        skorch way (as ``skorch.callbacks.EarlyStopping`` does) ends only its stage; the fit
+        goes on. Each stage's epochs are recorded in ``history_``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and every other random draw of the fit. On
         CPU, a fixed value gives identical fits.
@@ -83,6 +90,42 @@ def shared_parameter_docs(cls):
     return cls
 
 
+class PositiveInts(Options):
+    """Parameter constraint: a non-empty tuple or list of positive ints (layer widths).
+
+    A kind of scikit-learn's ``Options`` constraint only so that its parameter validation
+    accepts it; it checks the value itself rather than membership of a set.
+    """
+
+    def __init__(self):
+        super().__init__(object, set())
+
+    def is_satisfied_by(self, val):
+        return (
+            isinstance(val, (tuple, list))
+            and len(val) > 0
+            and all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in val)
+        )
+
+    def __str__(self):
+        return "a non-empty tuple or list of positive ints"
+
+
+class ImageShape(PositiveInts):
+    """Parameter constraint: ``(channels, height, width)``, three positive ints."""
+
+    def is_satisfied_by(self, val):
+        return PositiveInts().is_satisfied_by(val) and len(val) == 3
+
+    def __str__(self):
+        return "a tuple (channels, height, width) of three positive ints"
+
+
+# Channel counts of common images: a last axis of this size after a larger first one is
+# almost certainly (height, width, channels) -- numpy's and PIL's order, not skuad's.
+_CHANNEL_COUNTS = (1, 3, 4)
+
+
 class BaseDeepDetector(OutlierMixin, BaseEstimator):
     """Base class for skuad's deep outlier detectors. Not meant to be used directly.
 
@@ -94,7 +137,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
-        "image_shape": [tuple, list, None],
+        "image_shape": [ImageShape(), None],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -106,9 +149,13 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str],
         "working_memory": [Interval(Real, 0, None, closed="neither"), None],
+        "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
+
+    # Whether ``image_shape`` may be given (the detector has convolutional networks).
+    takes_images = True
 
     # Fraction of training points that contamination='auto' flags when a method has no
     # threshold of its own (as IsolationForest and LOF have fixed 'auto' offsets).
@@ -131,6 +178,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         tol,
         device,
         working_memory,
+        callbacks,
         random_state,
         verbose,
     ):
@@ -147,6 +195,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         self.tol = tol
         self.device = device
         self.working_memory = working_memory
+        self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
 
@@ -157,12 +206,50 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
 
     @abstractmethod
     def _score_batch(self, output, x):
-        """Per-sample scores (higher = more normal) from ``module(x)`` and scaled batch ``x``."""
+        """Per-sample scores (higher = more normal) from ``module(x)`` and scaled batch ``x``.
+
+        Both arrive in float64 (the network itself runs in float32).
+        """
 
     @property
     def _scoring_module(self):
         """The torch module whose output ``_score_batch`` receives."""
         return self.net_.module_
+
+    def _check_params(self):
+        """Checks that involve several parameters, run before anything is fitted.
+
+        Single-parameter constraints live in ``_parameter_constraints``; a detector that adds
+        a cross-parameter rule extends this method.
+        """
+        shape = self.image_shape
+        if shape is not None and not self.takes_images:
+            raise ValueError(
+                f"{type(self).__name__} works on feature vectors; image_shape must be None. "
+                "Turn each image into one embedding first (for example with "
+                "skuad.features.ImageEmbedder) and pass those rows."
+            )
+        if shape is not None and shape[2] in _CHANNEL_COUNTS and shape[0] > max(_CHANNEL_COUNTS):
+            raise ValueError(
+                f"image_shape={tuple(shape)} looks like (height, width, channels); skuad "
+                "expects (channels, height, width), with each row the image flattened in that "
+                f"order. Pass image_shape={(shape[2], shape[0], shape[1])} and rows flattened "
+                "from arrays of that shape (for example images.transpose(0, 3, 1, 2).reshape("
+                "len(images), -1))."
+            )
+
+    # The training pass that sets ``offset_`` can also compute one number per row for
+    # ``_calibrate``: a function ``(output, x) -> per-row values`` (both float64), or None.
+    _training_row_statistic = None
+
+    def _calibrate(self, train_scores, row_statistics):
+        """Set attributes derived from the training rows' scores; return the final scores.
+
+        Called once per fit, inside its rollback, with the training rows' scores and (when
+        ``_training_row_statistic`` is set) their per-row statistics; the returned scores
+        set ``offset_``.
+        """
+        return train_scores
 
     def _auto_offset(self, train_scores):
         """``offset_`` for ``contamination='auto'``."""
@@ -170,39 +257,65 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, **fit_params):
         """Fit the detector on training rows ``X``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. With ``image_shape=(C, H, W)`` each row is a flattened image of
             ``C * H * W`` values.
         y : Ignored
             Not used, present for API consistency (scikit-learn passes it in grid search).
+        **fit_params : dict
+            None is supported. ``sample_weight`` is refused with a ``ValueError`` rather than
+            ignored: the networks train on unweighted mini-batches.
 
         Returns
         -------
         self : object
             The fitted detector.
         """
+        self._refuse_fit_params(fit_params)
         return self._fit(X)
 
+    def _refuse_fit_params(self, fit_params):
+        if "sample_weight" in fit_params:
+            raise ValueError(
+                f"{type(self).__name__}.fit does not support sample_weight: its networks train "
+                "on unweighted mini-batches. Repeat rows to give them more weight, or leave "
+                "rows out."
+            )
+        if fit_params:
+            raise ValueError(
+                f"{type(self).__name__}.fit got unexpected argument(s) "
+                f"{', '.join(sorted(fit_params))}."
+            )
+
     def _fit(self, X, **fit_args):
-        """validate -> scale -> seed -> train -> calibrate; returns ``self``.
+        """check -> validate -> scale -> seed -> train -> calibrate; returns ``self``.
 
         ``fit_args`` (for example training groups or labels, already named by a subclass's
         own ``fit``) are passed on to ``_fit_network`` unchanged.
         """
         previous_state = self.__dict__.copy()
         try:
+            self._check_params()
             X = self._validate_input(X, reset=True)
             device = resolve_device(self.device)
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             self.scaler_ = self._fit_scaler(X)
+            self.history_ = {}
             with seeded(seed):
                 self._fit_network(self._network_input(X), seed, device, **fit_args)
-            train_scores = self._score_rows(X)
+            self.n_iter_ = {stage: len(history) for stage, history in self.history_.items()}
+            if self._training_row_statistic is None:
+                train_scores, row_statistics = self._score_rows(X), None
+            else:
+                train_scores, row_statistics = self._score_rows(
+                    X, row_statistic=self._training_row_statistic
+                )
+            train_scores = self._calibrate(train_scores, row_statistics)
             if self.contamination == "auto":
                 self.offset_ = self._auto_offset(train_scores)
             else:
@@ -230,13 +343,16 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         )
         return TrainingOptions(**{**options.__dict__, **overrides})
 
-    def _train(self, module, criterion, X, seed, device, callbacks=(), y=None, **overrides):
+    def _train(
+        self, module, criterion, X, seed, device, *, stage, callbacks=(), y=None, **overrides
+    ):
         """Train ``module`` with ``criterion`` through skorch; returns the fitted net.
 
-        ``y`` (optional) are training targets, passed to ``criterion(output, y)`` instead of
-        the input batch.
+        ``stage`` names this training stage in ``history_`` and in verbose output. ``y``
+        (optional) are training targets, passed to ``criterion(output, y)`` instead of the
+        input batch. The user's ``callbacks`` join every stage, each stage with fresh copies.
         """
-        return train_module(
+        net = train_module(
             module,
             criterion,
             X,
@@ -244,35 +360,29 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             seed=seed,
             device=device,
             callbacks=callbacks,
+            user_callbacks=copy.deepcopy(list(self.callbacks or [])),
             y=y,
+            stage=f"{type(self).__name__}: {stage}",
         )
+        self.history_[stage] = net.history
+        return net
 
     # ------------------------------------------------------------------ input handling
     def _validate_input(self, X, reset):
-        if sp.issparse(X):
-            raise ValueError(
-                f"Sparse input is not supported by {type(self).__name__}: deep detectors need "
-                "dense arrays. Convert it with X.toarray()."
-            )
         X = validate_data(
             self,
             X,
             reset=reset,
+            accept_sparse="csr",
             dtype=[np.float64, np.float32],
             ensure_min_samples=2 if reset else 1,
         )
-        if self.image_shape is not None:
-            shape = tuple(self.image_shape)
-            if len(shape) != 3 or not all(isinstance(s, Integral) and s > 0 for s in shape):
-                raise ValueError(
-                    "image_shape must be (channels, height, width) of positive ints, "
-                    f"got {self.image_shape!r}."
-                )
-            if math.prod(shape) != X.shape[1]:
-                raise ValueError(
-                    f"image_shape={shape} holds {math.prod(shape)} values per image but X has "
-                    f"{X.shape[1]} features; each row must be one flattened image."
-                )
+        if self.image_shape is not None and math.prod(self.image_shape) != X.shape[1]:
+            raise ValueError(
+                f"image_shape={tuple(self.image_shape)} holds {math.prod(self.image_shape)} "
+                f"values per image but X has {X.shape[1]} features; each row must be one "
+                "flattened image."
+            )
         return X
 
     def _make_scaler(self):
@@ -284,11 +394,20 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         return self.image_shape is not None
 
     def _fit_scaler(self, X):
-        """Fit ``_make_scaler()`` per feature, or on all values at once when scaling globally."""
+        """Fit ``_make_scaler()`` per feature, or on all values at once when scaling globally.
+
+        Sparse rows are densified a chunk at a time and the scaler fitted incrementally
+        (``partial_fit``), so memory stays bounded.
+        """
+        scaler = self._make_scaler()
         # Overflow is detected below and reported as a ValueError, so numpy's warnings are noise.
         with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            scaler = self._make_scaler().fit(X.reshape(-1, 1) if self._scales_globally() else X)
+            if sp.issparse(X):
+                for start in range(0, X.shape[0], _MAX_SCORING_ROWS):
+                    scaler.partial_fit(self._scaler_view(X[start : start + _MAX_SCORING_ROWS]))
+            else:
+                scaler.fit(self._scaler_view(X))
         # An infinite variance or range makes scikit-learn's scalers treat the column as
         # constant (scale 1), so every fitted statistic is checked, not only the scale.
         statistics = [v for k, v in vars(scaler).items() if k.endswith("_") and hasattr(v, "dtype")]
@@ -299,13 +418,16 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             )
         return scaler
 
+    def _scaler_view(self, rows):
+        """Dense ``rows`` as the scaler sees them: one column of values when scaling globally."""
+        rows = rows.toarray() if sp.issparse(rows) else rows
+        return rows.reshape(-1, 1) if self._scales_globally() else rows
+
     def _scale(self, rows):
-        """Scaled float32 copy of ``rows`` (the network's input units)."""
-        if self._scales_globally():
-            scaled = self.scaler_.transform(rows.reshape(-1, 1)).reshape(rows.shape)
-        else:
-            scaled = self.scaler_.transform(rows)
-        return np.asarray(scaled, dtype=np.float32)
+        """Scaled dense float32 copy of ``rows`` (the network's input units)."""
+        scaled = self.scaler_.transform(self._scaler_view(rows))
+        n_rows = rows.shape[0]
+        return np.asarray(scaled, dtype=np.float32).reshape(n_rows, -1)
 
     def _network_input(self, rows):
         """``_scale(rows)``, refusing values that overflow float32 once scaled."""
@@ -355,12 +477,14 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         batches = forward_in_batches(module, X_scaled, self._scoring_batch_rows(module))
         return np.concatenate([out[:n_rows].cpu().numpy() for n_rows, _, out in batches])
 
-    def _score_rows(self, X):
+    def _score_rows(self, X, row_statistic=None):
         """Scores of raw rows ``X``: scale, forward and score one fixed-shape batch at a time.
 
         Every batch has the same number of rows (the last one padded), so a row's score does
         not depend on which other rows are scored with it, bit for bit, in float32 on any
         device; ``forward_in_batches`` explains why. Memory stays within one batch's worth.
+        With ``row_statistic`` (see ``_training_row_statistic``), returns
+        ``(scores, statistics)`` computed in the same pass; otherwise the scores.
         """
         module = self._scoring_module
         batches = forward_in_batches(
@@ -370,25 +494,29 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             transform=self._network_input,
             fixed_shape=True,
         )
-        # Each batch's scores are copied into one preallocated array and the batch's tensors
-        # freed: holding every batch's small score tensor until the end pins the allocator's
-        # memory around it, and resident memory then grows with the number of rows.
-        scores = np.empty(len(X), dtype=np.float64)
+        # Each batch's results are copied into preallocated arrays and the batch's tensors
+        # freed: holding every batch's small tensors until the end pins the allocator's
+        # memory around them, and resident memory then grows with the number of rows.
+        scores = np.empty(X.shape[0], dtype=np.float64)
+        statistics = None if row_statistic is None else np.empty(X.shape[0], dtype=np.float64)
         start = 0
         with torch.no_grad():
             for n_rows, x, out in batches:
                 # The network runs in float32; the score's own arithmetic (squared distances,
                 # errors, log-densities) runs in float64, where rows far outside the training
                 # range still give finite scores.
-                batch_scores = self._score_batch(_as_float64(out), x.double())[:n_rows]
-                scores[start : start + n_rows] = batch_scores.double().cpu().numpy()
-                start += n_rows
+                out, x = _as_float64(out), x.double()
+                stop = start + n_rows
+                scores[start:stop] = self._score_batch(out, x)[:n_rows].cpu().numpy()
+                if row_statistic is not None:
+                    statistics[start:stop] = row_statistic(out, x)[:n_rows].cpu().numpy()
+                start = stop
         if not np.all(np.isfinite(scores)):
             raise ValueError(
                 "The network produced non-finite scores; the input may hold values far outside "
                 "the training range."
             )
-        return scores
+        return scores if row_statistic is None else (scores, statistics)
 
     def score_samples(self, X):
         """Normality score of each sample: the higher, the more normal.
@@ -460,6 +588,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True  # densified one batch at a time
         # CUDA kernels may be non-deterministic; on CPU a fixed random_state gives identical fits.
         tags.non_deterministic = isinstance(self.device, str) and (
             self.device.startswith("cuda") or (self.device == "auto" and torch.cuda.is_available())

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from skuad._training import StopTraining
-from skuad.base import BaseDeepDetector, shared_parameter_docs
+from skuad.base import BaseDeepDetector, PositiveInts, shared_parameter_docs
 from skuad.losses import (
     DECLoss,
     ReconstructionLoss,
@@ -141,12 +141,6 @@ class _StopWhenLabelsSettle(Callback):
         self.previous_labels_ = labels
         if changed < self.tol:
             raise StopTraining
-
-
-def _check_sizes(name, sizes):
-    if not sizes or not all(isinstance(s, Integral) and s > 0 for s in sizes):
-        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {sizes!r}.")
-    return tuple(int(s) for s in sizes)
 
 
 @shared_parameter_docs
@@ -321,7 +315,7 @@ class CLADDetector(BaseDeepDetector):
         **BaseDeepDetector._parameter_constraints,
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": [tuple, list, None],
+        "hidden_layer_sizes": [PositiveInts(), None],
         "input_dropout": [Interval(Real, 0, 1, closed="left")],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "pretrain_lr": [Interval(Real, 0, None, closed="neither")],
@@ -330,7 +324,7 @@ class CLADDetector(BaseDeepDetector):
         "dec_momentum": [Interval(Real, 0, 1, closed="left")],
         "dec_tol": [Interval(Real, 0, 1, closed="both")],
         "alpha": [Interval(Real, 0, None, closed="neither")],
-        "classifier_hidden": [tuple, list, None],
+        "classifier_hidden": [PositiveInts(), None],
         "classifier_head": [StrOptions({"auto", "linear", "student_t"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "epsilon": [Interval(Real, 0, None, closed="left")],
@@ -367,6 +361,7 @@ class CLADDetector(BaseDeepDetector):
         tol=1e-4,
         device="auto",
         working_memory=64,
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -384,6 +379,7 @@ class CLADDetector(BaseDeepDetector):
             tol=tol,
             device=device,
             working_memory=working_memory,
+            callbacks=callbacks,
             random_state=random_state,
             verbose=verbose,
         )
@@ -410,8 +406,7 @@ class CLADDetector(BaseDeepDetector):
         ae_hidden = _DEFAULT_AUTOENCODER_HIDDEN[kind] if ae_hidden is None else ae_hidden
         clf_hidden = self.classifier_hidden
         clf_hidden = _DEFAULT_CLASSIFIER_HIDDEN[kind] if clf_hidden is None else clf_hidden
-        ae_hidden = _check_sizes("hidden_layer_sizes", ae_hidden)
-        clf_hidden = _check_sizes("classifier_hidden", clf_hidden)
+        ae_hidden, clf_hidden = tuple(ae_hidden), tuple(clf_hidden)
 
         encoder = self._pretrain_encoder(X, ae_hidden, seed, device)
         codes = self._forward(X, encoder).astype(np.float64)
@@ -433,7 +428,13 @@ class CLADDetector(BaseDeepDetector):
             return
         classifier = self._build_classifier(clf_hidden)
         self.net_ = self._train(
-            classifier, nn.CrossEntropyLoss(), X, seed, device, y=self.labels_.astype(np.int64)
+            classifier,
+            nn.CrossEntropyLoss(),
+            X,
+            seed,
+            device,
+            stage="classifier",
+            y=self.labels_.astype(np.int64),
         )
 
     def _build_classifier(self, hidden):
@@ -467,6 +468,7 @@ class CLADDetector(BaseDeepDetector):
                 X,
                 seed,
                 device,
+                stage="autoencoder",
                 epochs=self.pretrain_epochs,
                 lr=self.pretrain_lr,
                 early_stopping=False,
@@ -504,6 +506,7 @@ class CLADDetector(BaseDeepDetector):
             X,
             seed,
             device,
+            stage="dec",
             callbacks=[("label_change", _StopWhenLabelsSettle(labels, self.dec_tol))],
             epochs=self.dec_epochs,
             lr=self.dec_lr,

@@ -82,18 +82,15 @@ def demo(seed=0, epochs=None, figure="skuad-demo.png", device=DEFAULT_DEVICE, ou
     results, curves = [], []
     for task, X, y, image_shape in _demo_tasks():
         X_train, X_test, y_test = one_class_split(X, y, random_state=seed)
+        detectors = benchmark.skuad_detectors()
         for name in names:
-            params = {}
-            if name in benchmark.skuad_detectors() and image_shape is not None:
-                params["image_shape"] = image_shape
+            params, label = {}, name
+            if name in detectors and image_shape is not None:
+                if detectors[name].takes_images:
+                    params["image_shape"] = image_shape
+                else:  # a detector for feature vectors (ResAD): the pixels as a plain table
+                    label = f"{name} (pixels as rows)"
             result, scores = _demo_fit(name, params, seed, device, epochs, X_train, X_test, y_test)
-            if result.error and "image_shape" in params and "image_shape" in result.error:
-                # A detector for feature vectors only (e.g. ResAD, which wants embeddings):
-                # show it on the flattened pixels as a plain table instead.
-                label = f"{name} (pixels as rows)"
-                result, scores = _demo_fit(name, {}, seed, device, epochs, X_train, X_test, y_test)
-            else:
-                label = name
             result.dataset = task
             results.append(result)
             if result.error:

@@ -8,7 +8,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
 
-from skuad.base import BaseDeepDetector, shared_parameter_docs
+from skuad.base import BaseDeepDetector, PositiveInts, shared_parameter_docs
 from skuad.losses import ReconstructionLoss, SVDDLoss, squared_distance, svdd_radius
 from skuad.nn import build_autoencoder
 
@@ -155,7 +155,7 @@ class DeepSVDD(BaseDeepDetector):
         **BaseDeepDetector._parameter_constraints,
         "objective": [StrOptions({"one-class", "soft-boundary"})],
         "nu": [Interval(Real, 0, 1, closed="right")],
-        "hidden_layer_sizes": [tuple, list],
+        "hidden_layer_sizes": [PositiveInts()],
         "representation_dim": [Interval(Integral, 1, None, closed="left")],
         "pretrain": ["boolean"],
         "pretrain_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -189,6 +189,7 @@ class DeepSVDD(BaseDeepDetector):
         tol=1e-4,
         device="auto",
         working_memory=64,
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -206,6 +207,7 @@ class DeepSVDD(BaseDeepDetector):
             tol=tol,
             device=device,
             working_memory=working_memory,
+            callbacks=callbacks,
             random_state=random_state,
             verbose=verbose,
         )
@@ -236,6 +238,7 @@ class DeepSVDD(BaseDeepDetector):
                 X,
                 seed,
                 device,
+                stage="pretrain",
                 epochs=self.pretrain_epochs,
                 lr=self.pretrain_lr,
             )
@@ -245,10 +248,21 @@ class DeepSVDD(BaseDeepDetector):
         if self.objective == "soft-boundary":
             callbacks.append(("radius_update", _RadiusUpdate(self.warm_up_epochs)))
         self.net_ = self._train(
-            network, SVDDLoss(center, self.objective, self.nu), X, seed, device, callbacks
+            network,
+            SVDDLoss(center, self.objective, self.nu),
+            X,
+            seed,
+            device,
+            stage="svdd",
+            callbacks=callbacks,
         )
         self.center_ = center.astype(np.float64)
-        dist = ((self._forward(X) - center) ** 2).sum(axis=1).astype(np.float64)
+        # R is solved from the training distances in _calibrate; until then the scores are
+        # minus the squared distances, for both objectives.
+        self.radius_ = 0.0
+
+    def _calibrate(self, train_scores, row_statistics):
+        dist = -train_scores  # radius_ is 0 during the training pass
         self.radius_ = float(np.quantile(np.sqrt(dist), 1.0 - self.nu))
         self.collapsed_ = bool(np.std(dist) <= 1e-8 * (np.mean(dist) + 1e-12))
         if self.collapsed_:
@@ -257,8 +271,11 @@ class DeepSVDD(BaseDeepDetector):
                 "place, so scores cannot separate anything. Try a smaller weight_decay or lr, "
                 "or fewer epochs.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
+        if self.objective == "soft-boundary":
+            return train_scores + self.radius_**2
+        return train_scores
 
     def _initial_center(self, outputs):
         """Mean initial output, with coordinates near 0 pushed to +-center_eps (Ruff et al.)."""

@@ -3,12 +3,11 @@
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from skuad.base import BaseDeepDetector, shared_parameter_docs
+from skuad.base import BaseDeepDetector, PositiveInts, shared_parameter_docs
 from skuad.losses import AmplifiedReconstructionLoss, reconstruction_error, reconstruction_error_map
 from skuad.nn import build_autoencoder
 
@@ -146,7 +145,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
         "amplify_per": [StrOptions({"element", "sample"})],
         "extension_delta": [Interval(Real, 0, 1, closed="neither")],
         "reconstruction_error": [StrOptions({"mse", "l1", "ssim"})],
-        "hidden_layer_sizes": [tuple, list],
+        "hidden_layer_sizes": [PositiveInts()],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -173,6 +172,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
         tol=1e-4,
         device="auto",
         working_memory=64,
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -190,6 +190,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
             tol=tol,
             device=device,
             working_memory=working_memory,
+            callbacks=callbacks,
             random_state=random_state,
             verbose=verbose,
         )
@@ -217,14 +218,15 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
         )
         return nn.Sequential(autoencoder, nn.Sigmoid())
 
-    def _fit_network(self, X, seed, device):
+    def _check_params(self):
+        super()._check_params()
         if self.reconstruction_error == "ssim" and self.image_shape is None:
             raise ValueError(
                 "reconstruction_error='ssim' compares image neighbourhoods and needs "
                 "image_shape=(C, H, W); use 'mse' or 'l1' for feature vectors."
             )
-        if not self.hidden_layer_sizes:
-            raise ValueError("hidden_layer_sizes must hold at least one layer width.")
+
+    def _fit_network(self, X, seed, device):
         criterion = AmplifiedReconstructionLoss(
             metric=self.reconstruction_error,
             amplification=float(self.amplification),
@@ -233,21 +235,31 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
             delta=self.extension_delta,
             image_shape=self._image_shape(),
         )
-        self.net_ = self._train(self._build_module(), criterion, X, seed, device)
+        self.net_ = self._train(
+            self._build_module(), criterion, X, seed, device, stage="autoencoder"
+        )
         self.loss_curve_ = np.asarray(self.net_.history[:, "train_loss"], dtype=np.float64)
-        self.frac_extended_ = self._fraction_extended(X)
 
-    def _fraction_extended(self, X):
-        """Share of training errors past the pole's linear extension (log mode only)."""
+    @property
+    def _training_row_statistic(self):
+        """Per training row, the share of its errors past the pole's linear extension."""
         if self.amplification_mode != "log" or self.amplification == 0:
-            return 0.0
-        reconstruction = torch.as_tensor(self._forward(X))
+            return None
+        return self._extended_share
+
+    def _extended_share(self, reconstruction, x):
         errors = reconstruction_error_map(
-            torch.as_tensor(X), reconstruction, self.reconstruction_error, self._image_shape()
+            x, reconstruction, self.reconstruction_error, self._image_shape()
         )
         if self.amplify_per == "sample":
-            errors = errors.mean(dim=1)
-        return float((self.amplification * errors > 1.0 - self.extension_delta).double().mean())
+            errors = errors.mean(dim=1, keepdim=True)
+        return (self.amplification * errors > 1.0 - self.extension_delta).double().mean(dim=1)
+
+    def _calibrate(self, train_scores, row_statistics):
+        # Every row has the same number of elements, so the mean of the rows' shares is the
+        # share of all training elements (or samples).
+        self.frac_extended_ = 0.0 if row_statistics is None else float(row_statistics.mean())
+        return train_scores
 
     def _make_scaler(self):
         # Min-max to [0, 1]: the log amplification needs residuals below 1 (lamp.rst).

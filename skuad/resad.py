@@ -490,6 +490,10 @@ class ResADDetector(BaseDeepDetector):
     True
     """
 
+    # Residuals between whole images' pixels carry no class-independent structure: ResAD
+    # takes feature vectors (image embeddings, see skuad.features.ImageEmbedder).
+    takes_images = False
+
     _parameter_constraints: dict = {
         **BaseDeepDetector._parameter_constraints,
         "reference_pool": [StrOptions({"auto", "few-shot", "training-rows"})],
@@ -542,6 +546,7 @@ class ResADDetector(BaseDeepDetector):
         tol=1e-4,
         device="auto",
         working_memory=64,
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -559,6 +564,7 @@ class ResADDetector(BaseDeepDetector):
             tol=tol,
             device=device,
             working_memory=working_memory,
+            callbacks=callbacks,
             random_state=random_state,
             verbose=verbose,
         )
@@ -641,8 +647,8 @@ class ResADDetector(BaseDeepDetector):
     # ------------------------------------------------------------------ the method
     def _use_reference(self, reference, reference_group, scaled=None):
         """Score against ``reference`` (input units); ``scaled``: its known scaled rows."""
-        if sp.issparse(reference):
-            reference = reference.toarray()
+        # Kept dense, whatever the input's format: distances to them are computed densely.
+        reference = reference.toarray() if sp.issparse(reference) else reference
         self.reference_ = np.asarray(reference, dtype=np.float64)
         self.reference_group_ = np.asarray(reference_group, dtype=int)
         self._reference_scaled = self._scale(self.reference_) if scaled is None else scaled
@@ -682,11 +688,6 @@ class ResADDetector(BaseDeepDetector):
         return self.feature_scaling == "global"
 
     def _fit_network(self, X, seed, device, y=None, groups=None):
-        if self.image_shape is not None:
-            raise ValueError(
-                "ResADDetector works on feature vectors; image_shape must be None. Extract "
-                "one embedding per image (e.g. with a pretrained CNN) and pass those rows."
-            )
         n_samples, n_features = X.shape
         group_codes = self._validate_groups(groups, n_samples)
         is_anomaly = self._validate_anomaly_labels(y, n_samples)
@@ -770,6 +771,7 @@ class ResADDetector(BaseDeepDetector):
             rows,
             seed,
             device,
+            stage="flow",
             callbacks=[("reference_redraw", redraw)],
         )
         boundary = float(self.net_.criterion_.normal_boundary)

@@ -84,8 +84,8 @@ FIT_ERRORS = {
     "no features": (np.empty((N_SAMPLES, 0)), ValueError, "0 feature"),
     "1-D": (clean_data()[:, 0], ValueError, "Expected 2D array"),
     "3-D": (clean_data().reshape(N_SAMPLES, 2, 2), ValueError, "dim 3"),
-    "sparse csr": (sp.csr_matrix(clean_data()), ValueError, "Sparse input"),
-    "sparse coo": (sp.coo_array(clean_data()), ValueError, "Sparse input"),
+    "sparse csr with nan": (sp.csr_matrix(with_value(np.nan)), ValueError, "NaN"),
+    "sparse coo with inf": (sp.coo_array(with_value(np.inf)), ValueError, "infinity"),
     "words": (np.array([["a", "b"]] * N_SAMPLES), ValueError, "could not convert string"),
     "object with None": (
         np.array([[None, 1.0]] + [[0.5, 2.0]] * (N_SAMPLES - 1), dtype=object),
@@ -108,9 +108,11 @@ def test_bad_training_input_is_a_clear_error(estimator, case):
 
 @registry
 def test_image_shape_that_does_not_match_the_rows_is_a_clear_error(estimator):
-    with pytest.raises(ValueError, match=r"image_shape=\(1, 3, 3\) holds 9 values"):
+    # A detector without convolutional networks refuses any image_shape, naming why.
+    message = r"image_shape=\(1, 3, 3\) holds 9 values" if estimator.takes_images else "vectors"
+    with pytest.raises(ValueError, match=message):
         clone(estimator).set_params(image_shape=(1, 3, 3)).fit(clean_data())
-    with pytest.raises(ValueError, match="image_shape must be"):
+    with pytest.raises(ValueError, match="'image_shape' parameter .* must be a tuple"):
         clone(estimator).set_params(image_shape=(2, 2)).fit(clean_data())
 
 
@@ -141,7 +143,7 @@ PREDICT_ERRORS = {
     "too many features": (clean_data(n_features=5), ValueError, "5 features, but"),
     "1-D": (clean_data()[0], ValueError, "Expected 2D array"),
     "no samples": (np.empty((0, N_FEATURES)), ValueError, "0 sample"),
-    "sparse": (sp.csr_matrix(clean_data()), ValueError, "Sparse input"),
+    "sparse with nan": (sp.csr_matrix(with_value(np.nan)), ValueError, "NaN"),
     "words": (np.full((3, N_FEATURES), "x"), ValueError, "could not convert string"),
 }
 

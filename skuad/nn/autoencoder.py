@@ -13,11 +13,10 @@ def build_encoder(
     *,
     image_shape=None,
     bias=True,
-    activation="leaky_relu",
 ):
     """Network mapping one input row (a feature vector or a flattened image) to a code."""
     if image_shape is None:
-        return MLP(n_features, hidden_layer_sizes, n_outputs, activation=activation, bias=bias)
+        return MLP(n_features, hidden_layer_sizes, n_outputs, bias=bias)
     return ConvEncoder(image_shape, hidden_layer_sizes, n_outputs, bias=bias)
 
 
@@ -28,13 +27,10 @@ def build_decoder(
     *,
     image_shape=None,
     bias=True,
-    activation="leaky_relu",
 ):
     """Mirror of :func:`build_encoder`: a code back to one input row."""
     if image_shape is None:
-        return MLP(
-            n_inputs, tuple(hidden_layer_sizes)[::-1], n_features, activation=activation, bias=bias
-        )
+        return MLP(n_inputs, tuple(hidden_layer_sizes)[::-1], n_features, bias=bias)
     return ConvDecoder(image_shape, hidden_layer_sizes, n_inputs, bias=bias)
 
 
@@ -57,10 +53,9 @@ def build_autoencoder(
     *,
     image_shape=None,
     bias=True,
-    activation="leaky_relu",
 ):
     """Autoencoder whose encoder is :func:`build_encoder` with the same arguments."""
-    kwargs = dict(image_shape=image_shape, bias=bias, activation=activation)
+    kwargs = dict(image_shape=image_shape, bias=bias)
     return AutoEncoder(
         build_encoder(n_features, hidden_layer_sizes, code_size, **kwargs),
         build_decoder(n_features, hidden_layer_sizes, code_size, **kwargs),

@@ -2,12 +2,8 @@
 
 from torch import nn
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-}
+# Leaky ReLU in the autoencoders (as Ruff et al.), ReLU in CLAD's classifier.
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
 
 
 class MLP(nn.Sequential):

@@ -44,11 +44,14 @@ class SmallResNet(nn.Module):
         (never below 1 pixel).
     n_classes : int
         Number of output logits.
-    blocks_per_stage : int
-        Basic blocks per stage (ResNet-18 uses 2 with four stages).
+
+    Notes
+    -----
+    One basic block per stage (ResNet-18 has two in each of four stages): enough for 8x8 to
+    32x32 images.
     """
 
-    def __init__(self, image_shape, widths, n_classes, *, blocks_per_stage=1):
+    def __init__(self, image_shape, widths, n_classes):
         super().__init__()
         in_channels, height, width = image_shape
         self.image_shape = tuple(image_shape)
@@ -63,9 +66,8 @@ class SmallResNet(nn.Module):
         for i, stage_width in enumerate(widths):
             stride = 2 if i > 0 and side >= 2 else 1
             side = (side + stride - 1) // stride
-            for j in range(blocks_per_stage):
-                blocks.append(BasicBlock(channels, stage_width, stride if j == 0 else 1))
-                channels = stage_width
+            blocks.append(BasicBlock(channels, stage_width, stride))
+            channels = stage_width
         self.blocks = nn.Sequential(*blocks)
         self.classifier = nn.Linear(channels, n_classes)
 
