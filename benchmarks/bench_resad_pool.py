@@ -1,17 +1,18 @@
 """One-class ResADDetector against the k-nearest-neighbour distance on the ADBench tables.
 
-Protocol: ``skuad bench``'s one-class protocol (:func:`skuad.benchmark.subsample` to at most
-``--max-rows`` rows, stratified; :func:`skuad.benchmark.split`: a stratified 70/30 split, the
-detector fitted on the normal rows of the 70 %, MinMax scaling fitted on them), the same rows
-for every method. Methods:
+Protocol: ``skuad bench``'s one-class protocol through ``benchmarks/_common.py``
+(``subsample`` to at most ``--max-rows`` rows, stratified; ``split``: a stratified 70/30 split,
+the detector fitted on the normal rows of the 70 %, MinMax scaling fitted on them), the same
+rows for every method. Methods:
 
-* ``KNN``: minus the distance to the ``--k``-th nearest training row (scikit-learn
-  ``NearestNeighbors``; PyOD's KNN with ``method='largest'``); ``1-NN``: minus the distance
+* ``KNN``: minus the distance to the ``--k``-th nearest training row (``skuad bench``'s KNN
+  baseline, :class:`skuad.benchmark.KNNDistance`); ``1-NN``: minus the distance
   to the nearest training row (ranks rows as ResAD with an untrained flow would);
 * ``ResAD`` variants, each a ``ResADDetector`` with its defaults plus the settings named in
   ``VARIANTS`` (``ResAD``: the defaults, i.e. a one-class fit scores against all normal
   training rows; ``ResAD few-shot``: ``reference_pool='few-shot'``, the previous default;
-  ``ResAD 1000 refs``: a greedy k-centre coreset of at most 1000 training rows).
+  ``ResAD 1000 refs``: a greedy k-centre coreset of at most 1000 training rows; not run by
+  default: ``ResAD 5 epochs`` and ``ResAD 10 epochs``, shorter training).
 
 Prints mean AUROC per method, per-dataset means, the datasets where each ResAD variant is
 ahead of each baseline, and a paired Wilcoxon signed-rank test on the per-dataset means
@@ -19,42 +20,40 @@ ahead of each baseline, and a paired Wilcoxon signed-rank test on the per-datase
 thread). Run from the repository root:
 
     OMP_NUM_THREADS=1 nice python benchmarks/bench_resad_pool.py --threads 1 \\
-        --data-dir ../shared/data/adbench/classical --out docs/benchmarks/resad_pool_classical.csv
+        --out docs/benchmarks/resad_pool_classical.csv \\
+        --summary docs/benchmarks/resad_pool_classical_summary.csv
 """
 
-import argparse
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import wilcoxon
-from sklearn.metrics import roc_auc_score
-from sklearn.neighbors import NearestNeighbors
 
 from skuad import ResADDetector
-from skuad.benchmark import DEFAULT_DATA_DIR, find_datasets, split, subsample
-from skuad.benchmark import _natural_key as natural_key
-from skuad.datasets import load_adbench
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from skuad.benchmark import KNNDistance
 
 VARIANTS = {
     "ResAD": {},
     "ResAD few-shot": {"reference_pool": "few-shot"},
     "ResAD 1000 refs": {"max_references": 1000},
+    "ResAD 5 epochs": {"epochs": 5},
+    "ResAD 10 epochs": {"epochs": 10},
 }
+DEFAULT_VARIANTS = ["ResAD", "ResAD few-shot", "ResAD 1000 refs"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / DEFAULT_DATA_DIR)
+    parser = _common.parser(__doc__.split("\n")[0])
+    _common.add_data_dir_argument(parser)
     parser.add_argument("--datasets", nargs="+", default=None, help="file stems; default all")
     parser.add_argument("--max-rows", type=int, default=10_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--k", type=int, default=5, help="KNN's neighbour")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help=", ".join(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, help=", ".join(VARIANTS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="CSV of every AUROC")
     parser.add_argument(
@@ -66,21 +65,14 @@ def parse_args():
     return parser.parse_args()
 
 
-def knn_scores(X_fit, X_test, k):
-    """Minus the distance to the k-th nearest training row (higher = more normal)."""
-    distances, _ = NearestNeighbors(n_neighbors=k).fit(X_fit).kneighbors(X_test)
-    return -distances[:, -1]
-
-
 BASELINES = ("KNN", "1-NN")
 
 
 def method_scores(method, X_fit, X_test, seed, k):
     """Test scores (higher = more normal) of ``method`` fitted on ``X_fit``."""
-    if method == "KNN":
-        return knn_scores(X_fit, X_test, k)
-    if method == "1-NN":
-        return knn_scores(X_fit, X_test, 1)
+    if method in BASELINES:
+        neighbour = k if method == "KNN" else 1
+        return KNNDistance(n_neighbors=neighbour).fit(X_fit).score_samples(X_test)
     params = {"random_state": seed, "device": "cpu", **VARIANTS[method]}
     return ResADDetector(**params).fit(X_fit).score_samples(X_test)
 
@@ -92,18 +84,17 @@ def main():
         return
     torch.set_num_threads(args.threads)
     records = []
-    for path in find_datasets(args.data_dir, args.datasets):
-        X, y = load_adbench(path)
+    for name, X, y in _common.classical_sets(_common.data_dir(args.data_dir), args.datasets):
         for seed in args.seeds:
-            X_run, y_run = subsample(X, y, args.max_rows, seed)
-            X_fit, X_test, y_test = split(X_run, y_run, "one-class", seed)
+            X_run, y_run = _common.subsample(X, y, args.max_rows, seed)
+            X_fit, X_test, y_test = _common.split(X_run, y_run, "one-class", seed)
             for method in [*BASELINES, *args.variants]:
                 start = time.process_time()
                 scores = method_scores(method, X_fit, X_test, seed, args.k)
                 seconds = time.process_time() - start
-                auroc = roc_auc_score(y_test, -scores)
-                records.append((path.stem, seed, len(X_fit), method, auroc, seconds))
-                print(f"{path.stem:16s} seed {seed} {method:16s} {auroc:.4f} {seconds:7.1f} s")
+                auroc = _common.auroc(y_test, scores)
+                records.append((name, seed, len(X_fit), method, auroc, seconds))
+                print(f"{name:16s} seed {seed} {method:16s} {auroc:.4f} {seconds:7.1f} s")
             if args.out is not None:
                 pd.DataFrame(records, columns=COLUMNS).to_csv(args.out, index=False)
     report(pd.DataFrame(records, columns=COLUMNS), args.summary)
@@ -112,9 +103,15 @@ def main():
 COLUMNS = ["dataset", "seed", "n_train", "method", "auroc", "cpu_seconds"]
 
 
+def _adbench_number(name):
+    """ADBench files start with their number: ``2_annthyroid`` sorts before ``11_donors``."""
+    head = name.partition("_")[0]
+    return int(head) if head.isdigit() else float("inf")
+
+
 def report(results, summary_path=None):
     per_set = results.groupby(["dataset", "method"]).auroc.mean().unstack("method")
-    per_set = per_set.sort_index(key=lambda names: names.map(lambda name: natural_key(Path(name))))
+    per_set = per_set.sort_index(key=lambda names: names.map(_adbench_number))
     order = [m for m in (*BASELINES, *VARIANTS) if m in per_set.columns]
     per_set = per_set[order + [m for m in per_set.columns if m not in order]]
     if summary_path is not None:
