@@ -20,8 +20,12 @@ ahead of each baseline, and a paired Wilcoxon signed-rank test on the per-datase
 thread). Run from the repository root:
 
     OMP_NUM_THREADS=1 nice python benchmarks/bench_resad_pool.py --threads 1 \\
-        --out docs/benchmarks/resad_pool_classical.csv \\
-        --summary docs/benchmarks/resad_pool_classical_summary.csv
+        --out docs/benchmarks/resad/pool_classical_runs.csv \\
+        --summary docs/benchmarks/resad/pool_classical.csv
+    OMP_NUM_THREADS=1 nice python benchmarks/bench_resad_pool.py --threads 1 \\
+        --variants ResAD "ResAD 5 epochs" "ResAD 10 epochs" \\
+        --out docs/benchmarks/resad/pool_epochs_runs.csv \\
+        --summary docs/benchmarks/resad/pool_epochs.csv
 """
 
 import time
