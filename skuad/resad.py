@@ -708,17 +708,14 @@ class ResADDetector(BaseDeepDetector):
         self.reference_pool_ = "training-rows" if pool_regime else "few-shot"
 
         rng = np.random.default_rng(seed)
-        # The references drawn from the training data, per group: the pool (thinned by
-        # k-centre selection) or n_reference random normal rows.
-        references = []
-        for code in range(len(self.groups_)):
-            candidates = np.flatnonzero(is_normal & (group_codes == code))
-            if pool_regime:
-                chosen = candidates[greedy_k_centre(X[candidates], self.max_references)]
-            else:
-                k = min(self.n_reference, len(candidates))
-                chosen = rng.choice(candidates, size=k, replace=False)
-            references.append(np.sort(chosen))
+        # The references drawn from the training data, per group: the pool (normal rows,
+        # thinned by k-centre selection), known before training, or (few-shot) n_reference
+        # random normal rows, drawn after training.
+        if pool_regime:
+            references = [
+                np.sort(candidates[greedy_k_centre(X[candidates], self.max_references)])
+                for candidates in self._normal_rows_per_group(group_codes, is_normal)
+            ]
 
         self.n_anomalies_used_ = int(is_anomaly.sum())
         labelled = self.n_anomalies_used_ > 0
@@ -777,12 +774,23 @@ class ResADDetector(BaseDeepDetector):
         boundary = float(self.net_.criterion_.normal_boundary)
         self.normal_boundary_ = None if np.isnan(boundary) else boundary
 
+        if not pool_regime:
+            # Few-shot fallback: n_reference normal rows per group, drawn once after training.
+            references = []
+            for candidates in self._normal_rows_per_group(group_codes, is_normal):
+                k = min(self.n_reference, len(candidates))
+                references.append(np.sort(rng.choice(candidates, size=k, replace=False)))
         # Scored against these (a training row that is a reference is matched with the
         # nearest other one), the training rows calibrate offset_.
         reference_rows = np.concatenate(references)
         self._use_reference(
             self._unscale(X[reference_rows]), group_codes[reference_rows], X[reference_rows]
         )
+
+    def _normal_rows_per_group(self, group_codes, is_normal):
+        return [
+            np.flatnonzero(is_normal & (group_codes == code)) for code in range(len(self.groups_))
+        ]
 
     def _unscale(self, scaled):
         """Input units of scaled rows (inverse of ``_scale``), float64."""
