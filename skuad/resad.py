@@ -587,7 +587,7 @@ class ResADDetector(BaseDeepDetector):
 
     # ------------------------------------------------------------------ public API
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, groups=None):
+    def fit(self, X, y=None, groups=None, **fit_params):
         """Fit on the training rows of one or several known classes.
 
         Parameters
@@ -600,18 +600,22 @@ class ResADDetector(BaseDeepDetector):
         groups : array-like of shape (n_samples,) or None
             The class of each training row; references are always drawn from a row's own
             class. ``None``: all rows form one class.
+        **fit_params : dict
+            None is supported. ``sample_weight`` is refused with a ``ValueError`` rather than
+            ignored: the networks train on unweighted mini-batches.
 
         Returns
         -------
         self : object
             The fitted detector.
         """
+        self._refuse_fit_params(fit_params)
         self._fit(X, y=y, groups=groups)
         if self.reference is not None:
             # offset_ was calibrated against the references drawn from the training rows
             # (the training classes); the given ones are for scoring from now on.
             reference = self._validate_input(self.reference, reset=False)
-            self._use_reference(reference, np.zeros(len(reference), dtype=int))
+            self._use_reference(reference, np.zeros(reference.shape[0], dtype=int))
         return self
 
     def set_reference(self, X_ref, X_calib=None):
@@ -634,7 +638,7 @@ class ResADDetector(BaseDeepDetector):
         X_ref = self._validate_input(X_ref, reset=False).astype(np.float64)
         if X_calib is not None:
             X_calib = self._validate_input(X_calib, reset=False)
-        self._use_reference(X_ref, np.zeros(len(X_ref), dtype=int))
+        self._use_reference(X_ref, np.zeros(X_ref.shape[0], dtype=int))
         if X_calib is not None:
             self.offset_ = self._offset_from(self._score_rows(X_calib))
         return self
