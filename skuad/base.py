@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 from sklearn import get_config
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -71,6 +71,26 @@ _SHARED_PARAMETERS_DOC = """\
     verbose : int, default=0
         Print per-epoch losses and show a progress bar when positive.
 """
+
+
+def _transform(scaler, rows):
+    """``scaler.transform(rows)`` for rows that were validated already, with the same
+    arithmetic (so the same bits) as scikit-learn's, for the two scalers skuad fits.
+
+    Scoring scales one batch at a time, and ``transform``'s own input checks (data-frame
+    detection, a finite check) cost more than the scaling itself on a small network.
+    """
+    if type(scaler) is StandardScaler and scaler.with_mean and scaler.with_std:
+        scaled = np.array(rows, dtype=rows.dtype)  # in place on a copy, as scikit-learn
+        scaled -= scaler.mean_.astype(rows.dtype)
+        scaled /= scaler.scale_.astype(rows.dtype)
+        return scaled
+    if type(scaler) is MinMaxScaler and not scaler.clip:
+        scaled = np.array(rows, dtype=rows.dtype)
+        scaled *= scaler.scale_
+        scaled += scaler.min_
+        return scaled
+    return scaler.transform(rows)
 
 
 def _as_float64(output):
@@ -208,7 +228,8 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
     def _score_batch(self, output, x):
         """Per-sample scores (higher = more normal) from ``module(x)`` and scaled batch ``x``.
 
-        Both arrive in float64 (the network itself runs in float32).
+        The output arrives in float64, ``x`` as the network saw it (float32); a score that
+        computes with ``x`` casts it to float64 too.
         """
 
     @property
@@ -239,7 +260,8 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             )
 
     # The training pass that sets ``offset_`` can also compute one number per row for
-    # ``_calibrate``: a function ``(output, x) -> per-row values`` (both float64), or None.
+    # ``_calibrate``: a function ``(output, x) -> per-row values`` (called as
+    # ``_score_batch`` is), or None.
     _training_row_statistic = None
 
     def _calibrate(self, train_scores, row_statistics):
@@ -425,7 +447,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
 
     def _scale(self, rows):
         """Scaled dense float32 copy of ``rows`` (the network's input units)."""
-        scaled = self.scaler_.transform(self._scaler_view(rows))
+        scaled = _transform(self.scaler_, self._scaler_view(rows))
         n_rows = rows.shape[0]
         return np.asarray(scaled, dtype=np.float32).reshape(n_rows, -1)
 
@@ -505,7 +527,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
                 # The network runs in float32; the score's own arithmetic (squared distances,
                 # errors, log-densities) runs in float64, where rows far outside the training
                 # range still give finite scores.
-                out, x = _as_float64(out), x.double()
+                out = _as_float64(out)
                 stop = start + n_rows
                 scores[start:stop] = self._score_batch(out, x)[:n_rows].cpu().numpy()
                 if row_statistic is not None:

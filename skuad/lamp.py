@@ -249,7 +249,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
 
     def _extended_share(self, reconstruction, x):
         errors = reconstruction_error_map(
-            x, reconstruction, self.reconstruction_error, self._image_shape()
+            x.double(), reconstruction, self.reconstruction_error, self._image_shape()
         )
         if self.amplify_per == "sample":
             errors = errors.mean(dim=1, keepdim=True)
@@ -267,5 +267,5 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
 
     def _score_batch(self, reconstruction, x):
         return -reconstruction_error(
-            x, reconstruction, self.reconstruction_error, self._image_shape()
+            x.double(), reconstruction, self.reconstruction_error, self._image_shape()
         )
