@@ -21,10 +21,15 @@ Two parts, each a sub-command:
     level reached once the data are loaded. The sets are read from ``classical/`` of the data
     directory (``--data-dir``, else ``$SKUAD_DATA_DIR``, else ../shared/data/adbench).
 
-Examples::
+``--output`` (and, for ``overhead``, ``--pyod-output``) write the fit figures as the CSV files
+that docs/performance.rst renders; the full tables, scoring included, go to
+benchmarks/results/overhead/. Examples::
 
-    nice python benchmarks/bench_overhead.py overhead --threads 1
-    nice python benchmarks/bench_overhead.py scaling --threads 1 --epochs 2
+    python benchmarks/bench_overhead.py overhead --threads 1 --rows 10000 --epochs 4 --repeats 5 \
+        --output docs/benchmarks/performance/overhead.csv \
+        --pyod-output docs/benchmarks/performance/pyod.csv
+    python benchmarks/bench_overhead.py scaling --threads 1 --epochs 1 \
+        --output docs/benchmarks/performance/rows_scaling.csv
 """
 
 import argparse
