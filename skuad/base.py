@@ -93,6 +93,21 @@ def _transform(scaler, rows):
     return scaler.transform(rows)
 
 
+_SHARED_ATTRIBUTES_DOC = """\
+    history_ : dict of str to skorch.history.History
+        Per training stage (named as in the user guide), skorch's record of every epoch:
+        ``history_[stage][:, 'train_loss']`` is the stage's loss curve.
+    n_iter_ : dict of str to int
+        Epochs run by each training stage (fewer than asked when a stage stopped early).
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` had string column names.
+"""
+
+
 def _as_float64(output):
     """A network output (a tensor or a tuple of tensors) in float64."""
     if isinstance(output, tuple):
@@ -104,9 +119,11 @@ def shared_parameter_docs(cls):
     """Class decorator: put the parameters every detector shares into its docstring.
 
     The detector's docstring holds the line ``%(shared_parameters)s`` where they belong, so
-    they are written once, here, and read the same on every detector's page.
+    they are written once, here, and read the same on every detector's page; the same for
+    the fitted attributes every detector has, at ``%(shared_attributes)s``.
     """
     cls.__doc__ = cls.__doc__.replace("    %(shared_parameters)s\n", _SHARED_PARAMETERS_DOC)
+    cls.__doc__ = cls.__doc__.replace("    %(shared_attributes)s\n", _SHARED_ATTRIBUTES_DOC)
     return cls
 
 
@@ -452,7 +469,17 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         return np.asarray(scaled, dtype=np.float32).reshape(n_rows, -1)
 
     def _network_input(self, rows):
-        """``_scale(rows)``, refusing values that overflow float32 once scaled."""
+        """``_scale(rows)``, refusing values that overflow float32 once scaled.
+
+        Sparse rows are densified and scaled a chunk at a time, straight into the float32
+        array, so a sparse training set costs its dense float32 size and no more.
+        """
+        if sp.issparse(rows) and rows.shape[0] > _MAX_SCORING_ROWS:
+            scaled = np.empty(rows.shape, dtype=np.float32)
+            for start in range(0, rows.shape[0], _MAX_SCORING_ROWS):
+                stop = start + _MAX_SCORING_ROWS
+                scaled[start:stop] = self._network_input(rows[start:stop])
+            return scaled
         # Overflow is reported below as a ValueError that names it; numpy's warning adds nothing.
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = self._scale(rows)
