@@ -14,6 +14,7 @@ Accelerate and Dask are optional: they are imported only when these functions ru
 
 import contextlib
 import functools
+import uuid
 
 import numpy as np
 import torch
@@ -315,7 +316,7 @@ def _map_rows(detector, X, method, dtype):
     check_is_fitted(detector)
     n_features = getattr(detector, "n_features_in_", None)
     # One graph node for the detector, shared by every block's task, instead of a copy in each.
-    shared_detector = dask.delayed(detector, pure=True)
+    shared_detector = dask.delayed(_Tokenized(detector), pure=True)
     if isinstance(X, da.Array):
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-D Dask array of rows, got {X.ndim} dimension(s).")
@@ -357,6 +358,23 @@ def _map_rows(detector, X, method, dtype):
     )
 
 
+class _Tokenized:
+    """A detector with a Dask token of its own, new for every scoring call.
+
+    Dask names graph nodes after a hash of their contents, but a fitted network does not
+    pickle to the same bytes twice, and Dask's distributed scheduler refuses such objects. A
+    fresh token per call also keeps results of a detector refitted in place from being taken
+    for the earlier ones.
+    """
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.token = uuid.uuid4().hex
+
+    def __dask_tokenize__(self):
+        return self.token
+
+
 def _dask_dataframe_module():
     """``dask.dataframe``, or None where its own dependencies (pandas...) are missing."""
     try:
@@ -366,14 +384,14 @@ def _dask_dataframe_module():
     return dask.dataframe
 
 
-def _apply_to_block(block, detector, method, dtype):
+def _apply_to_block(block, shared_detector, method, dtype):
     if len(block) == 0:
         return np.empty(0, dtype=dtype)
-    return np.asarray(getattr(detector, method)(block), dtype=dtype)
+    return np.asarray(getattr(shared_detector.detector, method)(block), dtype=dtype)
 
 
-def _apply_to_partition(partition, detector, method, dtype):
+def _apply_to_partition(partition, shared_detector, method, dtype):
     import pandas as pd
 
-    values = _apply_to_block(partition, detector, method, dtype)
+    values = _apply_to_block(partition, shared_detector, method, dtype)
     return pd.Series(values, index=partition.index, name=method)

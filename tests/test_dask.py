@@ -133,3 +133,14 @@ def test_scoring_dask_collections_refuses_bad_input(blobs):
         parallel.score_samples(detector, da.from_array(X[:, 0]))
     with pytest.raises(ValueError, match="has no score_samples method"):
         parallel.score_samples(object(), da.from_array(X))
+
+
+def test_scores_can_be_written_to_disk_by_the_cluster(client, blobs, tmp_path):
+    # Storing runs the graph through the distributed scheduler, which insists on
+    # deterministic names for everything in it (fitted networks do not pickle to the same
+    # bytes twice); twice, to see that each call gets a graph of its own.
+    X, _ = blobs
+    fitted = DeepSVDD(epochs=2, pretrain_epochs=1, random_state=0, device="cpu").fit(X)
+    for attempt in range(2):
+        da.to_npy_stack(tmp_path / str(attempt), parallel.predict(fitted, da.from_array(X, 64)))
+        np.testing.assert_array_equal(da.from_npy_stack(tmp_path / str(attempt)), fitted.predict(X))
