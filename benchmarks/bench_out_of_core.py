@@ -4,9 +4,12 @@ A Deep SVDD fitted on 10,000 rows scores ``--rows`` x 1, 10 and 100 rows of ``--
 float32 features, two ways:
 
 * ``dask``: a Dask array generated block by block on the workers of a ``LocalCluster`` (two
-  worker processes, one thread each; a fresh cluster per size), scored with
+  worker processes, one thread each; a fresh cluster per size) that import skuad as they
+  start (``preload``, as ``dask worker --preload skuad.parallel``), scored with
   :func:`skuad.parallel.score_samples` and written to disk with ``dask.array.to_npy_stack``,
   so that no process ever holds all rows or all scores;
+* ``dask-no-preload``: the same, with workers that import skuad and torch only when their
+  first task unpickles the detector;
 * ``memmap``: a ``.npy`` file opened with ``np.load(mmap_mode="r")`` and passed to
   ``detector.score_samples`` in a fresh process (``score_samples`` scales and scores one batch
   of at most 1,024 rows at a time; the returned scores, 8 bytes a row, are in memory).
@@ -25,7 +28,7 @@ import argparse
 import csv
 import json
 import os
-import resource
+import re
 import subprocess
 import sys
 import tempfile
@@ -80,10 +83,12 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         self.sample()
-        # ru_maxrss (KiB on Linux) catches a peak between two samples.
-        max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # The kernel's high-water mark of this process's resident memory catches a peak
+        # between two samples (ru_maxrss would not do: Linux carries it over from the parent).
+        status = Path("/proc/self/status").read_text()
+        high_water = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
         return {
-            "peak_rss_mib": max(self.peak_rss, max_rss) / MIB,
+            "peak_rss_mib": max(self.peak_rss, high_water) / MIB,
             "peak_private_mib": self.peak_private / MIB,
         }
 
@@ -103,7 +108,7 @@ def _stop_worker_sampler(dask_worker):
     return figures
 
 
-def score_on_dask(detector, n_rows, n_features, chunk_rows, workdir):
+def score_on_dask(detector, n_rows, n_features, chunk_rows, workdir, preload):
     import dask.array as da
     from distributed import Client, LocalCluster
 
@@ -118,6 +123,9 @@ def score_on_dask(detector, n_rows, n_features, chunk_rows, workdir):
             dashboard_address=None,
             # The figure to watch is the workers' own memory; no limit spills or pauses them.
             memory_limit=0,
+            # Workers that import skuad (and torch) as they start, as ``dask worker --preload
+            # skuad.parallel`` does, rather than while running their first task.
+            preload=["skuad.parallel"] if preload else [],
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -126,11 +134,11 @@ def score_on_dask(detector, n_rows, n_features, chunk_rows, workdir):
             (n_rows, n_features), chunks=(chunk_rows, n_features)
         )
         rows = rows.astype(np.float32)
-        out = Path(workdir) / f"scores_{n_rows}"
+        out = tempfile.mkdtemp(dir=workdir)
         da.to_npy_stack(out, score_samples(detector, rows))
         figures = client.run(_stop_worker_sampler).values()
         first_block = rows[:chunk_rows].compute()
-    stored = np.load(out / "0.npy")
+    stored = np.load(Path(out) / "0.npy")
     np.testing.assert_array_equal(stored, detector.score_samples(first_block))
     return {
         "peak_rss_mib": max(f["peak_rss_mib"] for f in figures),
@@ -200,7 +208,12 @@ def main(argv=None):
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="rows per Dask block")
     parser.add_argument("--multiples", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--sources", nargs="+", default=["dask", "memmap"])
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        choices=["dask", "dask-no-preload", "memmap"],
+        default=["dask", "dask-no-preload", "memmap"],
+    )
     parser.add_argument("--out", type=Path, help="CSV file to write")
     args = parser.parse_args(argv)
 
@@ -213,9 +226,10 @@ def main(argv=None):
             n_rows = args.rows * multiple
             input_mib = n_rows * args.features * 4 / MIB
             for source in args.sources:
-                if source == "dask":
+                if source.startswith("dask"):
+                    preload = source == "dask"
                     figures = score_on_dask(
-                        detector, n_rows, args.features, args.chunk_rows, workdir
+                        detector, n_rows, args.features, args.chunk_rows, workdir, preload
                     )
                 else:
                     npy_path = Path(workdir) / "rows.npy"
