@@ -1,7 +1,7 @@
 """Peak memory of scoring data far larger than a scoring batch: Dask workers and a memory map.
 
 A Deep SVDD fitted on 10,000 rows scores ``--rows`` x 1, 10 and 100 rows of ``--features``
-float32 features, two ways:
+float32 features, three ways:
 
 * ``dask``: a Dask array generated block by block on the workers of a ``LocalCluster`` (two
   worker processes, one thread each; a fresh cluster per size) that import skuad as they
@@ -14,14 +14,15 @@ float32 features, two ways:
   ``detector.score_samples`` in a fresh process (``score_samples`` scales and scores one batch
   of at most 1,024 rows at a time; the returned scores, 8 bytes a row, are in memory).
 
-Each process samples its own resident memory every 2 ms from ``/proc/self/statm``
-(Linux only): *peak RSS* counts everything resident, including pages of the memory-mapped file
-that were read (page cache, which the kernel can drop at any time); *peak private* counts
-anonymous memory only (resident minus file-backed and shared pages): what the process itself
-allocated. For Dask the largest worker's figures are shown. The first block's scores are checked
-against in-memory scoring of the same rows. One torch thread per process::
+Each process measures itself (Linux only): *peak RSS* is the kernel's high-water mark of its
+resident memory (``VmHWM``), which counts everything resident, including pages of the
+memory-mapped file that were read (page cache, which the kernel can drop at any time); *peak
+private* counts anonymous memory only (resident minus file-backed and shared pages, sampled
+every 2 ms from ``/proc/self/statm``): what the process itself allocated. For Dask the largest
+worker's figures are shown and *CPU s* is summed over the workers. The first block's scores
+are checked against in-memory scoring of the same rows. One torch thread per process::
 
-    nice python benchmarks/bench_out_of_core.py --out docs/scaling/out_of_core.csv
+    nice python benchmarks/bench_out_of_core.py --out docs/benchmarks/scaling/out_of_core.csv
 """
 
 import argparse
@@ -42,16 +43,22 @@ import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
 MIB = 2**20
-FIELDS = [
-    "source",
-    "multiple",
-    "rows",
-    "input_mib",
-    "output_mib",
-    "peak_rss_mib",
-    "peak_private_mib",
-    "cpu_s",
-]
+# CSV columns (the keys of each result) and the headings written for them.
+COLUMNS = {
+    "source": "data",
+    "multiple": "rows multiple",
+    "rows": "rows",
+    "input_mib": "input MiB",
+    "peak_rss_mib": "peak RSS MiB",
+    "peak_private_mib": "peak private MiB",
+    "output_mib": "scores held MiB",
+    "cpu_s": "CPU s",
+}
+SOURCES = {
+    "dask": "Dask array, workers preload skuad",
+    "dask-no-preload": "Dask array, workers import skuad in a task",
+    "memmap": "memory-mapped .npy",
+}
 
 
 class MemorySampler:
@@ -253,13 +260,18 @@ def main(argv=None):
                 )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, FIELDS)
-            writer.writeheader()
-            for row in results:
-                writer.writerow(
-                    {k: f"{v:.1f}" if isinstance(v, float) else v for k, v in row.items()}
-                )
+        write_csv(args.out, results)
+
+
+def write_csv(path, results):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS.values())
+        for row in results:
+            row = {**row, "source": SOURCES[row["source"]]}
+            writer.writerow(
+                f"{row[key]:.1f}" if isinstance(row[key], float) else row[key] for key in COLUMNS
+            )
 
 
 if __name__ == "__main__":
