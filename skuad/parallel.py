@@ -49,7 +49,12 @@ def data_parallel(accelerator=None):
 
     Networks with BatchNorm layers (convolutional networks for images, ResAD's constraintor)
     normalise each process's share of a batch on its own, which differs from a
-    single-process fit.
+    single-process fit; their running statistics are taken from the main process at the end
+    of training. Random draws inside a network (dropout, as in CLAD's denoising autoencoder)
+    differ from those of a single-process fit: each process draws its own. With
+    ``early_stopping``, the validation loss is the mean over the processes'
+    shares of the validation rows (Accelerate fills the last share up with repeated rows), so
+    training can stop at another epoch than in a single-process fit.
 
     Parameters
     ----------
@@ -123,6 +128,11 @@ class _AccelerateAdapter:
                 f"({n_processes}) under data_parallel: each process takes an equal share of "
                 "every batch."
             )
+        if accelerator.process_index > 0:
+            # Every process trains from the same torch random state (the detector's seed), so
+            # random draws inside the network (dropout) would repeat the main process's draws
+            # on the other shares of each batch: give the other processes streams of their own.
+            torch.manual_seed(int(torch.randint(2**31 - 1, ())) + accelerator.process_index)
         net_kwargs = dict(net_kwargs)
         net_kwargs.update(
             accelerator=accelerator,
@@ -142,6 +152,13 @@ class _AccelerateAdapter:
     def restore(self, net):
         """The fitted net as an instance of its plain class, with nothing of Accelerate left."""
         net._unwrap_accelerator()
+        if self.accelerator.num_processes > 1:
+            # DistributedDataParallel sends the main process's buffers (BatchNorm's running
+            # statistics) to the others before each forward pass, so after the last one each
+            # process holds those of its own share of the batch: give all the main one's.
+            for name in net._modules:
+                for buffer in getattr(net, name + "_").buffers():
+                    torch.distributed.broadcast(buffer, src=0)
         for name in net._optimizers:
             optimizer = getattr(net, name + "_")
             # accelerate.optimizer.AcceleratedOptimizer keeps the real one as .optimizer.

@@ -12,7 +12,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from skuad import DeepSVDD
+from skuad import DeepSVDD, ResADDetector
 from skuad._training import DetectorNet
 
 N_ROWS = 512  # a multiple of the batch size: every batch is full, none is padded
@@ -32,6 +32,19 @@ def make_detector():
         epochs=3,
         batch_size=GLOBAL_BATCH_SIZE,
         lr=1e-3,
+        random_state=0,
+        device="cpu",
+    )
+
+
+def make_batchnorm_detector():
+    """A network with BatchNorm (ResAD's constraintor), whose running statistics are buffers."""
+    return ResADDetector(
+        constraintor="on",
+        constraintor_width=8,
+        n_coupling_blocks=2,
+        epochs=2,
+        batch_size=GLOBAL_BATCH_SIZE,
         random_state=0,
         device="cpu",
     )
@@ -60,11 +73,14 @@ def main(out_dir):
 
     out_dir = Path(out_dir)
     X = training_data()
-    with recorded_training_batches() as batches, data_parallel() as accelerator:
-        detector = make_detector().fit(X)
+    with data_parallel() as accelerator:
+        with recorded_training_batches() as batches:
+            detector = make_detector().fit(X)
+        batchnorm_detector = make_batchnorm_detector().fit(X)
     rank = accelerator.process_index
     np.savez(out_dir / f"batches_rank{rank}.npz", *batches)
     np.save(out_dir / f"scores_rank{rank}.npy", detector.score_samples(X))
+    np.save(out_dir / f"batchnorm_scores_rank{rank}.npy", batchnorm_detector.score_samples(X))
     if accelerator.is_main_process:
         joblib.dump(detector, out_dir / "detector.joblib")
         (out_dir / "n_processes.txt").write_text(str(accelerator.num_processes))

@@ -85,10 +85,12 @@ def test_two_process_fit_sees_the_same_batches_and_scores_like_a_single_process_
         assert len(first) == len(second) == half, step
         np.testing.assert_array_equal(np.vstack([first, second]), whole, err_msg=f"step {step}")
 
-    # Gradients were averaged: both processes ended with the same network.
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "scores_rank0.npy"), np.load(tmp_path / "scores_rank1.npy")
-    )
+    # Gradients were averaged: both processes ended with the same network, BatchNorm's
+    # running statistics included.
+    for name in ("scores", "batchnorm_scores"):
+        np.testing.assert_array_equal(
+            np.load(tmp_path / f"{name}_rank0.npy"), np.load(tmp_path / f"{name}_rank1.npy")
+        )
     # The saved model is a plain detector: it loads and scores in this single CPU process.
     parallel = joblib.load(tmp_path / "detector.joblib")
     assert type(parallel.net_) is DetectorNet
