@@ -8,7 +8,7 @@ from skuad import DeepSVDD
 from skuad._training import forward_in_batches, resolve_device
 from tests.conftest import no_cuda, requires_cuda
 
-FAST = dict(epochs=2, pretrain_epochs=1, random_state=0, device="cpu")
+FAST = dict(epochs=2, pretrain=True, pretrain_epochs=1, random_state=0, device="cpu")
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def client():
 
 def small_search(n_jobs):
     return GridSearchCV(
-        DeepSVDD(epochs=2, pretrain_epochs=1, random_state=0, device="cpu"),
+        DeepSVDD(epochs=2, pretrain=True, pretrain_epochs=1, random_state=0, device="cpu"),
         {"representation_dim": [4, 8], "lr": [1e-3, 1e-2]},
         scoring=make_outlier_scorer("roc_auc", y_convention="sklearn"),
         cv=StratifiedKFold(2, shuffle=True, random_state=0),
@@ -94,7 +94,7 @@ def test_scoring_a_dask_dataframe_keeps_its_index_and_checks_feature_names(clien
     dd = pytest.importorskip("dask.dataframe")
     X_train, _ = blobs
     columns = [f"f{i}" for i in range(X_train.shape[1])]
-    fitted = DeepSVDD(epochs=2, pretrain_epochs=1, random_state=0, device="cpu")
+    fitted = DeepSVDD(epochs=2, pretrain=True, pretrain_epochs=1, random_state=0, device="cpu")
     fitted.fit(pd.DataFrame(X_train, columns=columns))
     frame = pd.DataFrame(
         np.random.RandomState(2).normal(size=(300, len(columns))),
@@ -112,7 +112,9 @@ def test_scoring_a_dask_dataframe_keeps_its_index_and_checks_feature_names(clien
 
 def test_feature_chunks_are_merged_before_scoring(blobs):
     X, _ = blobs
-    fitted = DeepSVDD(epochs=2, pretrain_epochs=1, random_state=0, device="cpu").fit(X)
+    fitted = DeepSVDD(epochs=2, pretrain=True, pretrain_epochs=1, random_state=0, device="cpu").fit(
+        X
+    )
     X_dask = da.from_array(X, chunks=(64, 2))  # three chunks along the features
     np.testing.assert_array_equal(
         parallel.score_samples(fitted, X_dask).compute(scheduler="sync"), fitted.score_samples(X)
@@ -121,7 +123,7 @@ def test_feature_chunks_are_merged_before_scoring(blobs):
 
 def test_scoring_dask_collections_refuses_bad_input(blobs):
     X, _ = blobs
-    detector = DeepSVDD(epochs=2, pretrain_epochs=1, random_state=0, device="cpu")
+    detector = DeepSVDD(epochs=2, pretrain=True, pretrain_epochs=1, random_state=0, device="cpu")
     with pytest.raises(NotFittedError):
         parallel.score_samples(detector, da.from_array(X))
     detector.fit(X)
@@ -140,7 +142,9 @@ def test_scores_can_be_written_to_disk_by_the_cluster(client, blobs, tmp_path):
     # deterministic names for everything in it (fitted networks do not pickle to the same
     # bytes twice); twice, to see that each call gets a graph of its own.
     X, _ = blobs
-    fitted = DeepSVDD(epochs=2, pretrain_epochs=1, random_state=0, device="cpu").fit(X)
+    fitted = DeepSVDD(epochs=2, pretrain=True, pretrain_epochs=1, random_state=0, device="cpu").fit(
+        X
+    )
     for attempt in range(2):
         da.to_npy_stack(tmp_path / str(attempt), parallel.predict(fitted, da.from_array(X, 64)))
         np.testing.assert_array_equal(da.from_npy_stack(tmp_path / str(attempt)), fitted.predict(X))
