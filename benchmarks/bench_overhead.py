@@ -21,14 +21,20 @@ Two parts, each a sub-command:
     level reached once the data are loaded. The sets are read from ``classical/`` of the data
     directory (``--data-dir``, else ``$SKUAD_DATA_DIR``, else ../shared/data/adbench).
 
-Examples::
+``--output`` (and, for ``overhead``, ``--pyod-output``) write the fit figures as the CSV files
+that docs/performance.rst renders; the full tables, scoring included, go to
+benchmarks/results/overhead/. Examples::
 
-    nice python benchmarks/bench_overhead.py overhead --threads 1
-    nice python benchmarks/bench_overhead.py scaling --threads 1 --epochs 2
+    python benchmarks/bench_overhead.py overhead --threads 1 --rows 10000 --epochs 4 --repeats 5 \
+        --output docs/benchmarks/performance/overhead.csv \
+        --pyod-output docs/benchmarks/performance/pyod.csv
+    python benchmarks/bench_overhead.py scaling --threads 1 --epochs 1 \
+        --output docs/benchmarks/performance/rows_scaling.csv
 """
 
 import argparse
 import copy
+import csv
 import json
 import math
 import statistics
@@ -103,12 +109,10 @@ class StageRecorder:
         self.stages = []
         self.original = skuad.base.train_module
 
-    def __call__(self, module, criterion, X, options, *, seed, device, callbacks=(), y=None):
+    def __call__(self, module, criterion, X, options, *, seed, device, y=None, **kwargs):
         initial_module = copy.deepcopy(module)
         initial_criterion = copy.deepcopy(criterion)
-        net = self.original(
-            module, criterion, X, options, seed=seed, device=device, callbacks=callbacks, y=y
-        )
+        net = self.original(module, criterion, X, options, seed=seed, device=device, y=y, **kwargs)
         skorch_seconds = list(net.history[:, "dur"])
         plain_seconds = plain_torch_epochs(
             initial_module, initial_criterion, X, y, options, len(skorch_seconds), seed, device
@@ -346,10 +350,26 @@ SCALING_COLUMNS = [
 ]
 
 
+# The CSV files that docs/performance.rst renders: the fit figures only. Scoring throughput and
+# memory are measured by benchmarks/bench_speed.py (docs/benchmarks/scoring.csv).
+PYOD_CSV_COLUMNS = [column for column in PYOD_COLUMNS if "score" not in column[0]]
+SCALING_CSV_COLUMNS = [column for column in SCALING_COLUMNS if "score" not in column[0]]
+
+
 def write(name, text):
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / name).write_text(text + "\n")
     print(text)
+
+
+def write_csv(path, rows, columns):
+    """``rows`` (dicts) as a CSV file, formatted as in the printed tables, for a csv-table."""
+    if path is None or not rows:
+        return
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([title for _, title, _ in columns])
+        writer.writerows([fmt.format(row[key]) for key, _, fmt in columns] for row in rows)
 
 
 def main(argv=None):
@@ -378,6 +398,8 @@ def main(argv=None):
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--detector", help=argparse.SUPPRESS)
     parser.add_argument("--n-rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--output", help="CSV file for the overhead or scaling table")
+    parser.add_argument("--pyod-output", help="overhead: CSV file for the PyOD comparison")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.part == "scaling-one":
@@ -391,11 +413,14 @@ def main(argv=None):
             text += "\n\n" + rst_table(pyod_rows, PYOD_COLUMNS)
         write("overhead.rst", text)
         (RESULTS / "overhead.json").write_text(json.dumps(rows + pyod_rows, indent=1))
+        write_csv(args.output, rows, OVERHEAD_COLUMNS)
+        write_csv(args.pyod_output, pyod_rows, PYOD_CSV_COLUMNS)
     else:
         args.epochs = args.epochs or 2
         rows = scaling(args)
         write("scaling.rst", f"Command: ``{command}``\n\n" + rst_table(rows, SCALING_COLUMNS))
         (RESULTS / "scaling.json").write_text(json.dumps(rows, indent=1))
+        write_csv(args.output, rows, SCALING_CSV_COLUMNS)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ rows to :func:`train_module` and read the fitted net back.
 """
 
 import contextlib
+import contextvars
 import dataclasses
 import math
 import re
@@ -19,6 +20,12 @@ from skorch.utils import to_tensor
 from torch.overrides import TorchFunctionMode
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+# While set (by skuad.parallel.data_parallel), train_module builds its net through this adapter:
+# ``adapter.adapt(net_class, net_kwargs)`` returns the class and keyword arguments to build the
+# net with, and ``adapter.restore(net)`` turns the fitted net back into a plain one.
+NET_ADAPTER = contextvars.ContextVar("skuad_net_adapter", default=None)
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -359,6 +366,8 @@ def train_module(
     ``module_`` is ``module`` itself, trained in place. ``callbacks`` are the detector's own
     (``(name, callback)`` pairs), ``user_callbacks`` the user's (each run through
     :class:`_UserCallback`). With ``options.verbose``, the epoch table is headed by ``stage``.
+    While ``NET_ADAPTER`` is set (by :func:`skuad.parallel.data_parallel`), the net is built
+    and returned through it.
     """
     n_samples = len(X)
     batch_size = min(options.batch_size, n_samples)
@@ -396,8 +405,8 @@ def train_module(
     if options.optimizer == "sgd":
         optimizer_params["optimizer__momentum"] = options.momentum
     net_class = DetectorNet if y is None else InterruptibleNet
-    net = net_class(
-        module,
+    net_kwargs = dict(
+        module=module,
         criterion=criterion,
         optimizer=OPTIMIZERS[options.optimizer],
         **optimizer_params,
@@ -416,12 +425,17 @@ def train_module(
         device=device,
         verbose=options.verbose,
     )
+    adapter = NET_ADAPTER.get()
+    if adapter is not None:
+        net_class, net_kwargs = adapter.adapt(net_class, net_kwargs)
+    net = net_class(**net_kwargs)
     if options.verbose and stage is not None:
         print(f"Training stage {stage!r}")
     try:
-        return net.fit(X, y)
+        net.fit(X, y)
     except _FitInterrupted as exc:
         raise KeyboardInterrupt from exc.__cause__
+    return net if adapter is None else adapter.restore(net)
 
 
 def _silent(*args, **kwargs):

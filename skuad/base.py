@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 from sklearn import get_config
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -73,6 +73,41 @@ _SHARED_PARAMETERS_DOC = """\
 """
 
 
+def _transform(scaler, rows):
+    """``scaler.transform(rows)`` for rows that were validated already, with the same
+    arithmetic (so the same bits) as scikit-learn's, for the two scalers skuad fits.
+
+    Scoring scales one batch at a time, and ``transform``'s own input checks (data-frame
+    detection, a finite check) cost more than the scaling itself on a small network.
+    """
+    if type(scaler) is StandardScaler and scaler.with_mean and scaler.with_std:
+        scaled = np.array(rows, dtype=rows.dtype)  # in place on a copy, as scikit-learn
+        scaled -= scaler.mean_.astype(rows.dtype)
+        scaled /= scaler.scale_.astype(rows.dtype)
+        return scaled
+    if type(scaler) is MinMaxScaler and not scaler.clip:
+        scaled = np.array(rows, dtype=rows.dtype)
+        scaled *= scaler.scale_
+        scaled += scaler.min_
+        return scaled
+    return scaler.transform(rows)
+
+
+_SHARED_ATTRIBUTES_DOC = """\
+    history_ : dict of str to skorch.history.History
+        Per training stage (named as in the user guide), skorch's record of every epoch:
+        ``history_[stage][:, 'train_loss']`` is the stage's loss curve.
+    n_iter_ : dict of str to int
+        Epochs run by each training stage (fewer than asked when a stage stopped early).
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` had string column names.
+"""
+
+
 def _as_float64(output):
     """A network output (a tensor or a tuple of tensors) in float64."""
     if isinstance(output, tuple):
@@ -84,9 +119,11 @@ def shared_parameter_docs(cls):
     """Class decorator: put the parameters every detector shares into its docstring.
 
     The detector's docstring holds the line ``%(shared_parameters)s`` where they belong, so
-    they are written once, here, and read the same on every detector's page.
+    they are written once, here, and read the same on every detector's page; the same for
+    the fitted attributes every detector has, at ``%(shared_attributes)s``.
     """
     cls.__doc__ = cls.__doc__.replace("    %(shared_parameters)s\n", _SHARED_PARAMETERS_DOC)
+    cls.__doc__ = cls.__doc__.replace("    %(shared_attributes)s\n", _SHARED_ATTRIBUTES_DOC)
     return cls
 
 
@@ -208,7 +245,8 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
     def _score_batch(self, output, x):
         """Per-sample scores (higher = more normal) from ``module(x)`` and scaled batch ``x``.
 
-        Both arrive in float64 (the network itself runs in float32).
+        The output arrives in float64, ``x`` as the network saw it (float32); a score that
+        computes with ``x`` casts it to float64 too.
         """
 
     @property
@@ -239,7 +277,8 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             )
 
     # The training pass that sets ``offset_`` can also compute one number per row for
-    # ``_calibrate``: a function ``(output, x) -> per-row values`` (both float64), or None.
+    # ``_calibrate``: a function ``(output, x) -> per-row values`` (called as
+    # ``_score_batch`` is), or None.
     _training_row_statistic = None
 
     def _calibrate(self, train_scores, row_statistics):
@@ -425,12 +464,22 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
 
     def _scale(self, rows):
         """Scaled dense float32 copy of ``rows`` (the network's input units)."""
-        scaled = self.scaler_.transform(self._scaler_view(rows))
+        scaled = _transform(self.scaler_, self._scaler_view(rows))
         n_rows = rows.shape[0]
         return np.asarray(scaled, dtype=np.float32).reshape(n_rows, -1)
 
     def _network_input(self, rows):
-        """``_scale(rows)``, refusing values that overflow float32 once scaled."""
+        """``_scale(rows)``, refusing values that overflow float32 once scaled.
+
+        Sparse rows are densified and scaled a chunk at a time, straight into the float32
+        array, so a sparse training set costs its dense float32 size and no more.
+        """
+        if sp.issparse(rows) and rows.shape[0] > _MAX_SCORING_ROWS:
+            scaled = np.empty(rows.shape, dtype=np.float32)
+            for start in range(0, rows.shape[0], _MAX_SCORING_ROWS):
+                stop = start + _MAX_SCORING_ROWS
+                scaled[start:stop] = self._network_input(rows[start:stop])
+            return scaled
         # Overflow is reported below as a ValueError that names it; numpy's warning adds nothing.
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = self._scale(rows)
@@ -505,7 +554,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
                 # The network runs in float32; the score's own arithmetic (squared distances,
                 # errors, log-densities) runs in float64, where rows far outside the training
                 # range still give finite scores.
-                out, x = _as_float64(out), x.double()
+                out = _as_float64(out)
                 stop = start + n_rows
                 scores[start:stop] = self._score_batch(out, x)[:n_rows].cpu().numpy()
                 if row_statistic is not None:

@@ -253,12 +253,7 @@ class CLADDetector(BaseDeepDetector):
         DEC epochs run (fewer than ``dec_epochs`` when the labels settled).
     scaler_ : sklearn.preprocessing.StandardScaler
         Standardisation applied before every network (one global scale for images).
-    offset_ : float
-        ``decision_function = score_samples - offset_``.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Feature names, when ``X`` had string column names.
+    %(shared_attributes)s
 
     See Also
     --------

@@ -58,11 +58,12 @@ class DeepSVDD(BaseDeepDetector):
         ReLU, 2x2 max-pool).
     representation_dim : int, default=32
         Dimension of the output space in which the hypersphere lives.
-    pretrain : bool, default=True
+    pretrain : bool, default=False
         Pre-train the network as the encoder of a bias-free autoencoder (mean squared
-        reconstruction error) and start Deep SVDD from its weights, as the authors do. On
-        small data sets, small image sets in particular, ``pretrain=False`` was as good or
-        better in skuad's benchmarks and 2-7x faster (see the DeepSVDD user guide).
+        reconstruction error) and start Deep SVDD from its weights, as the authors do. Off by
+        default: in skuad's benchmarks pre-training was level on the ADBench tables, worse on
+        small image sets (8x8 digits, 350 MNIST digits) and 2-7x more expensive (see the
+        DeepSVDD user guide).
     pretrain_epochs : int, default=50
         Autoencoder pre-training epochs.
     pretrain_lr : float, default=1e-3
@@ -111,12 +112,7 @@ class DeepSVDD(BaseDeepDetector):
         collapse; a warning is issued as well.
     scaler_ : sklearn.preprocessing.StandardScaler
         Standardisation applied before the network (one global scale for images).
-    offset_ : float
-        ``decision_function = score_samples - offset_``.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Feature names, when ``X`` had string column names.
+    %(shared_attributes)s
 
     See Also
     --------
@@ -171,7 +167,7 @@ class DeepSVDD(BaseDeepDetector):
         nu=0.1,
         hidden_layer_sizes=(64,),
         representation_dim=32,
-        pretrain=True,
+        pretrain=False,
         pretrain_epochs=50,
         pretrain_lr=1e-3,
         warm_up_epochs=10,

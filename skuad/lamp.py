@@ -95,12 +95,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
         large for the data. 0 for the other modes.
     scaler_ : sklearn.preprocessing.MinMaxScaler
         Scaling of the training data to [0, 1] (one range for all pixels of an image).
-    offset_ : float
-        ``decision_function = score_samples - offset_``.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Feature names, when ``X`` had string column names.
+    %(shared_attributes)s
 
     See Also
     --------
@@ -249,7 +244,7 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
 
     def _extended_share(self, reconstruction, x):
         errors = reconstruction_error_map(
-            x, reconstruction, self.reconstruction_error, self._image_shape()
+            x.double(), reconstruction, self.reconstruction_error, self._image_shape()
         )
         if self.amplify_per == "sample":
             errors = errors.mean(dim=1, keepdim=True)
@@ -267,5 +262,5 @@ class LAMPAutoencoderDetector(BaseDeepDetector):
 
     def _score_batch(self, reconstruction, x):
         return -reconstruction_error(
-            x, reconstruction, self.reconstruction_error, self._image_shape()
+            x.double(), reconstruction, self.reconstruction_error, self._image_shape()
         )

@@ -445,10 +445,7 @@ class ResADDetector(BaseDeepDetector):
         The final normal boundary ``b_n`` of the boundary-guided loss.
     scaler_ : sklearn.preprocessing.StandardScaler
         Standardisation fitted on the training rows, applied to every row and reference.
-    offset_ : float
-        ``decision_function = score_samples - offset_``.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    %(shared_attributes)s
 
     See Also
     --------

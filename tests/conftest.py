@@ -20,7 +20,7 @@ from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector
 # The single registry of skuad estimators under test: small, fast, CPU, seeded configurations.
 # A new detector joins the scikit-learn checks (and the shared behaviour tests) by being added here.
 FAST_DETECTORS = [
-    DeepSVDD(epochs=3, pretrain_epochs=2, random_state=0, device="cpu"),
+    DeepSVDD(epochs=3, pretrain=True, pretrain_epochs=2, random_state=0, device="cpu"),
     DeepSVDD(
         objective="soft-boundary",
         warm_up_epochs=1,

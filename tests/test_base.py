@@ -8,7 +8,7 @@ from skuad import DeepSVDD
 from skuad._training import forward_in_batches, resolve_device
 from tests.conftest import no_cuda, requires_cuda
 
-FAST = dict(epochs=2, pretrain_epochs=1, random_state=0, device="cpu")
+FAST = dict(epochs=2, pretrain=True, pretrain_epochs=1, random_state=0, device="cpu")
 
 
 @pytest.fixture
@@ -93,31 +93,31 @@ def test_failed_fit_leaves_a_previous_fit_intact(blobs):
     assert detector.n_features_in_ == X.shape[1]
 
 
+class BatchSizeRecorder(torch.nn.Linear):
+    """A linear layer that records the number of rows of every batch it sees."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(len(x))
+        return super().forward(x)
+
+
 def test_scoring_never_sends_more_than_one_batch_to_the_network():
-    seen = []
-
-    class Recorder(torch.nn.Linear):
-        def forward(self, x):
-            seen.append(len(x))
-            return super().forward(x)
-
-    outputs = list(forward_in_batches(Recorder(3, 2), np.ones((2500, 3)), 1024))
-    assert seen == [1024, 1024, 452]
+    network = BatchSizeRecorder(3, 2)
+    outputs = list(forward_in_batches(network, np.ones((2500, 3)), 1024))
+    assert network.seen == [1024, 1024, 452]
     assert [n_rows for n_rows, _, _ in outputs] == [1024, 1024, 452]
     assert sum(len(out) for _, _, out in outputs) == 2500
 
 
 def test_fixed_shape_batches_pad_the_last_batch_and_count_its_real_rows():
-    seen = []
-
-    class Recorder(torch.nn.Linear):
-        def forward(self, x):
-            seen.append(len(x))
-            return super().forward(x)
-
+    network = BatchSizeRecorder(3, 2)
     X = np.arange(15.0).reshape(5, 3)
-    outputs = list(forward_in_batches(Recorder(3, 2), X, 4, fixed_shape=True))
-    assert seen == [4, 4]
+    outputs = list(forward_in_batches(network, X, 4, fixed_shape=True))
+    assert network.seen == [4, 4]
     assert [n_rows for n_rows, _, _ in outputs] == [4, 1]
     # The padding repeats the batch's first row; the real rows come first, unchanged.
     np.testing.assert_array_equal(outputs[1][1].numpy(), np.repeat(X[4:5], 4, axis=0))

@@ -15,7 +15,7 @@ from skuad import DeepSVDD
 from skuad.datasets import load_digits_task, one_class_split
 from skuad.nn import ConvEncoder
 
-FAST = dict(epochs=5, pretrain_epochs=3, random_state=0, device="cpu")
+FAST = dict(epochs=5, pretrain=True, pretrain_epochs=3, random_state=0, device="cpu")
 
 
 def test_pipeline_fits_and_flags_far_points(blobs):

@@ -129,7 +129,7 @@ def test_verbose_output_names_each_stage_and_has_no_colour_codes_off_a_terminal(
     captured = io.StringIO()
     monkeypatch.setattr(sys, "stdout", captured)
     X = np.random.RandomState(0).normal(size=(60, 4))
-    DeepSVDD(epochs=2, pretrain_epochs=2, verbose=1, random_state=0).fit(X)
+    DeepSVDD(epochs=2, pretrain=True, pretrain_epochs=2, verbose=1, random_state=0).fit(X)
     text = captured.getvalue()
     assert "DeepSVDD: pretrain" in text and "DeepSVDD: svdd" in text
     assert text.index("DeepSVDD: pretrain") < text.index("DeepSVDD: svdd")

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import sklearn
 from sklearn.datasets import load_digits
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector
+from skuad.base import _transform
 
 IMAGE = (1, 8, 8)
 
@@ -102,3 +104,16 @@ def test_a_budget_below_one_row_scores_one_row_at_a_time_with_a_warning(digits):
     with pytest.warns(UserWarning, match="working_memory"):
         scores = detector.score_samples(digits[:5])
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("scaler", [StandardScaler(), MinMaxScaler()], ids=type)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_scaling_is_bit_for_bit_scikit_learns_transform(scaler, dtype):
+    rng = np.random.RandomState(0)
+    X = (rng.normal(size=(200, 6)) * rng.uniform(0, 100, size=6)).astype(dtype)
+    X[:, 2] = 5.0  # a constant column: scale 1
+    scaler.fit(X)
+    scaled = _transform(scaler, X)
+    expected = scaler.transform(X)
+    assert scaled.dtype == expected.dtype
+    np.testing.assert_array_equal(scaled, expected)
