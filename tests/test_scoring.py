@@ -78,6 +78,30 @@ def test_scores_do_not_depend_on_the_other_rows_bit_for_bit(detector, working_me
         np.testing.assert_array_equal(fitted.score_samples(X[i : i + 1]), full[i : i + 1])
 
 
+# Narrow layers (few output columns, an input width that is not a multiple of 4): BLAS may
+# vectorize such products across the rows of the batch, so that a row's last bits depend on
+# its position in the batch even at a fixed shape.
+NARROW = [
+    ResADDetector(n_coupling_blocks=2, epochs=2),
+    LAMPAutoencoderDetector(hidden_layer_sizes=(10,), latent_dim=3, epochs=2),
+    DeepSVDD(hidden_layer_sizes=(7,), representation_dim=5, epochs=2),
+    CLADDetector(
+        n_clusters=3, latent_dim=3, hidden_layer_sizes=(9,), classifier_hidden=(7, 6), epochs=2
+    ),
+]
+
+
+@pytest.mark.parametrize("detector", NARROW, ids=lambda d: type(d).__name__)
+def test_narrow_networks_score_each_row_independently_of_its_position(detector):
+    X = np.random.RandomState(0).normal(size=(300, 6))
+    fitted = _fitted(detector, X, 64)
+    full = fitted.score_samples(X)
+    rng = np.random.RandomState(1)
+    for _ in range(3):
+        rows = rng.permutation(len(X))
+        np.testing.assert_array_equal(fitted.score_samples(X[rows]), full[rows])
+
+
 def test_a_conv_net_gets_fewer_rows_per_batch_than_an_mlp_within_the_same_budget(digits):
     mlp = _fitted(LAMPAutoencoderDetector(epochs=1), digits, 1)
     conv = _fitted(LAMPAutoencoderDetector(epochs=1, image_shape=IMAGE), digits, 1)
