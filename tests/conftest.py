@@ -49,6 +49,7 @@ FAST_DETECTORS = [
     ),
     ResADDetector(n_coupling_blocks=2, epochs=3, random_state=0, device="cpu"),
     ResADDetector(
+        reference_pool="few-shot",
         n_reference=2,
         constraintor="on",
         constraintor_width=8,
