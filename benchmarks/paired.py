@@ -14,8 +14,8 @@ p-value over the sets::
 """
 
 import argparse
-import csv
 
+import _common
 import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
@@ -69,11 +69,7 @@ def main(argv=None):
     rows = [compare(runs, *pair.split(":")) for pair in args.pairs]
     for row in rows:
         print(", ".join(f"{key}={value}" for key, value in row.items()))
-    if args.output:
-        with open(args.output, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    _common.write_csv(rows, args.output)
 
 
 if __name__ == "__main__":
