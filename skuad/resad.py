@@ -607,13 +607,15 @@ class ResADDetector(BaseDeepDetector):
             The fitted detector.
         """
         self._refuse_fit_params(fit_params)
-        self._fit(X, y=y, groups=groups)
+        return self._fit(X, y=y, groups=groups)
+
+    def _calibrate(self, train_scores, row_statistics):
         if self.reference is not None:
-            # offset_ was calibrated against the references drawn from the training rows
-            # (the training classes); the given ones are for scoring from now on.
+            # offset_ is calibrated on these scores, taken against the references drawn from
+            # the training rows (the training classes); the given ones score from now on.
             reference = self._validate_input(self.reference, reset=False)
             self._use_reference(reference, np.zeros(reference.shape[0], dtype=int))
-        return self
+        return train_scores
 
     def set_reference(self, X_ref, X_calib=None):
         """Score against new references (normal rows of the class to test), without retraining.

@@ -570,3 +570,14 @@ def test_fitted_detector_does_not_carry_the_training_data(classes):
     detector = ResADDetector(**FAST).fit(X, groups=groups)
     redraw = dict(detector.net_.callbacks_)["reference_redraw"]
     assert redraw.X is None and redraw.rows is None
+
+
+def test_a_bad_reference_fails_the_fit_inside_its_rollback():
+    X = np.random.RandomState(0).normal(size=(60, 4))
+    detector = ResADDetector(n_coupling_blocks=2, epochs=2, random_state=0).fit(X)
+    before = detector.score_samples(X)
+    detector.set_params(reference=np.ones((3, 5)))  # 5 features, the data has 4
+    with pytest.raises(ValueError, match="5 features"):
+        detector.fit(X)
+    # The failed fit left the previous model in place, scores included.
+    np.testing.assert_array_equal(detector.score_samples(X), before)
