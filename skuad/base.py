@@ -73,6 +73,21 @@ _SHARED_PARAMETERS_DOC = """\
 """
 
 
+_SHARED_ATTRIBUTES_DOC = """\
+    history_ : dict of str to skorch.history.History
+        Per training stage (named as in the user guide), skorch's record of every epoch:
+        ``history_[stage][:, 'train_loss']`` is the stage's loss curve.
+    n_iter_ : dict of str to int
+        Epochs run by each training stage (fewer than asked when a stage stopped early).
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` had string column names.
+"""
+
+
 def _transform(scaler, rows):
     """``scaler.transform(rows)`` for rows that were validated already, with the same
     arithmetic (so the same bits) as scikit-learn's, for the two scalers skuad fits.
@@ -91,21 +106,6 @@ def _transform(scaler, rows):
         scaled += scaler.min_
         return scaled
     return scaler.transform(rows)
-
-
-_SHARED_ATTRIBUTES_DOC = """\
-    history_ : dict of str to skorch.history.History
-        Per training stage (named as in the user guide), skorch's record of every epoch:
-        ``history_[stage][:, 'train_loss']`` is the stage's loss curve.
-    n_iter_ : dict of str to int
-        Epochs run by each training stage (fewer than asked when a stage stopped early).
-    offset_ : float
-        ``decision_function = score_samples - offset_``.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Feature names, when ``X`` had string column names.
-"""
 
 
 def _as_float64(output):
@@ -348,12 +348,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
             with seeded(seed):
                 self._fit_network(self._network_input(X), seed, device, **fit_args)
             self.n_iter_ = {stage: len(history) for stage, history in self.history_.items()}
-            if self._training_row_statistic is None:
-                train_scores, row_statistics = self._score_rows(X), None
-            else:
-                train_scores, row_statistics = self._score_rows(
-                    X, row_statistic=self._training_row_statistic
-                )
+            train_scores, row_statistics = self._scoring_pass(X, self._training_row_statistic)
             train_scores = self._calibrate(train_scores, row_statistics)
             if self.contamination == "auto":
                 self.offset_ = self._auto_offset(train_scores)
@@ -526,14 +521,18 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         batches = forward_in_batches(module, X_scaled, self._scoring_batch_rows(module))
         return np.concatenate([out[:n_rows].cpu().numpy() for n_rows, _, out in batches])
 
-    def _score_rows(self, X, row_statistic=None):
-        """Scores of raw rows ``X``: scale, forward and score one fixed-shape batch at a time.
+    def _score_rows(self, X):
+        """Scores of raw (validated) rows ``X``."""
+        return self._scoring_pass(X)[0]
+
+    def _scoring_pass(self, X, row_statistic=None):
+        """``(scores, statistics)`` of raw rows ``X``: scale, forward and score one fixed-shape
+        batch at a time; ``statistics`` are ``row_statistic``'s per-row values (see
+        ``_training_row_statistic``) from the same pass, or None.
 
         Every batch has the same number of rows (the last one padded), so a row's score does
         not depend on which other rows are scored with it, bit for bit, in float32 on any
         device; ``forward_in_batches`` explains why. Memory stays within one batch's worth.
-        With ``row_statistic`` (see ``_training_row_statistic``), returns
-        ``(scores, statistics)`` computed in the same pass; otherwise the scores.
         """
         module = self._scoring_module
         batches = forward_in_batches(
@@ -565,7 +564,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
                 "The network produced non-finite scores; the input may hold values far outside "
                 "the training range."
             )
-        return scores if row_statistic is None else (scores, statistics)
+        return scores, statistics
 
     def score_samples(self, X):
         """Normality score of each sample: the higher, the more normal.
