@@ -290,6 +290,13 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
         """
         return train_scores
 
+    def _offset_from(self, scores):
+        """``offset_`` from normal rows' scores: the ``contamination`` percentile, or the
+        method's own threshold for ``'auto'``."""
+        if self.contamination == "auto":
+            return self._auto_offset(scores)
+        return float(np.percentile(scores, 100.0 * self.contamination))
+
     def _auto_offset(self, train_scores):
         """``offset_`` for ``contamination='auto'``."""
         return float(np.percentile(train_scores, 100.0 * self._AUTO_CONTAMINATION))
@@ -349,11 +356,7 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
                 self._fit_network(self._network_input(X), seed, device, **fit_args)
             self.n_iter_ = {stage: len(history) for stage, history in self.history_.items()}
             train_scores, row_statistics = self._scoring_pass(X, self._training_row_statistic)
-            train_scores = self._calibrate(train_scores, row_statistics)
-            if self.contamination == "auto":
-                self.offset_ = self._auto_offset(train_scores)
-            else:
-                self.offset_ = float(np.percentile(train_scores, 100.0 * self.contamination))
+            self.offset_ = self._offset_from(self._calibrate(train_scores, row_statistics))
         except BaseException:
             # A failed or interrupted fit leaves the detector as it was before, never half-set.
             self.__dict__.clear()

@@ -41,6 +41,7 @@ from sklearn.svm import OneClassSVM
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import skuad
+from skuad._training import resolve_device
 from skuad.base import BaseDeepDetector
 from skuad.datasets import one_class_split, resolve_adbench
 from skuad.metrics import outlier_average_precision_score, outlier_roc_auc_score
@@ -188,7 +189,7 @@ class PyODAdapter:
 def _pyod_autoencoder(params, seed, device):
     from pyod.models.auto_encoder import AutoEncoder
 
-    options = {"verbose": 0, "random_state": seed, "device": _torch_device(device), **params}
+    options = {"verbose": 0, "random_state": seed, "device": str(resolve_device(device)), **params}
     return PyODAdapter(lambda n_features: AutoEncoder(**options))
 
 
@@ -197,15 +198,6 @@ def _pyod_deep_svdd(params, seed, device):
 
     options = {"verbose": 0, "random_state": seed, **params}
     return PyODAdapter(lambda n_features: DeepSVDD(n_features=n_features, **options))
-
-
-def _torch_device(device):
-    """skuad's ``'auto'`` resolved for libraries that want a concrete torch device."""
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 BASELINES = {

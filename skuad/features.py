@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn import functional as F
 
-from skuad._training import resolve_device
+from skuad._training import resolve_device, seeded
 
 #: Per-channel mean and standard deviation of ImageNet, which torchvision's weights expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -346,8 +346,7 @@ class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _build_backbone(self):
         if isinstance(self.backbone, str):
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with seeded(seed):
                 backbone = _torchvision_backbone(self.backbone, self.weights)
         else:
             if self.weights is not None:

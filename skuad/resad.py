@@ -642,11 +642,6 @@ class ResADDetector(BaseDeepDetector):
             self.offset_ = self._offset_from(self._score_rows(X_calib))
         return self
 
-    def _offset_from(self, scores):
-        if self.contamination == "auto":
-            return self._auto_offset(scores)
-        return float(np.percentile(scores, 100.0 * self.contamination))
-
     # ------------------------------------------------------------------ the method
     def _use_reference(self, reference, reference_group, scaled=None):
         """Score against ``reference`` (input units); ``scaled``: its known scaled rows."""
@@ -798,9 +793,7 @@ class ResADDetector(BaseDeepDetector):
     def _unscale(self, scaled):
         """Input units of scaled rows (inverse of ``_scale``), float64."""
         scaled = np.asarray(scaled, dtype=np.float64)
-        if self._scales_globally():
-            return self.scaler_.inverse_transform(scaled.reshape(-1, 1)).reshape(scaled.shape)
-        return self.scaler_.inverse_transform(scaled)
+        return self.scaler_.inverse_transform(self._scaler_view(scaled)).reshape(scaled.shape)
 
     def _build_constraintor(self, n_features):
         if self.constraintor_width is None:
