@@ -144,7 +144,8 @@ class KNNDistance(BaseEstimator):
         X = validate_data(self, X)
         if not 1 <= self.n_neighbors <= len(X):
             raise ValueError(
-                f"n_neighbors={self.n_neighbors} needs between 1 and the {len(X)} training rows."
+                f"n_neighbors={self.n_neighbors} needs at least as many training rows; got "
+                f"n_samples = {len(X)}."
             )
         self.neighbors_ = NearestNeighbors(n_neighbors=self.n_neighbors).fit(X)
         return self

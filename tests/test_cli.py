@@ -438,7 +438,7 @@ def test_knn_matches_pyod():
 def test_knn_refuses_too_few_rows_and_unfitted_use():
     from sklearn.exceptions import NotFittedError
 
-    with pytest.raises(ValueError, match="n_neighbors=5 needs between 1 and the 3 training rows"):
+    with pytest.raises(ValueError, match="n_neighbors=5 needs .* n_samples = 3"):
         benchmark.KNNDistance().fit(np.ones((3, 2)))
     with pytest.raises(NotFittedError):
         benchmark.KNNDistance().score_samples(np.ones((3, 2)))

@@ -6,6 +6,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skuad
 from skuad.base import BaseDeepDetector
+from skuad.benchmark import KNNDistance
 from tests.conftest import FAST_DETECTORS
 
 # No check is skipped or expected to fail: expected_failed_checks is left empty on purpose.
@@ -13,6 +14,12 @@ from tests.conftest import FAST_DETECTORS
 
 @parametrize_with_checks(FAST_DETECTORS)
 def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# The KNN baseline of skuad bench is an estimator too.
+@parametrize_with_checks([KNNDistance()])
+def test_knn_baseline_is_sklearn_compatible(estimator, check):
     check(estimator)
 
 
