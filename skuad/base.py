@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skuad._doc_link import DocLinkMixin
 from skuad._training import (
     OPTIMIZERS,
     TrainingOptions,
@@ -165,7 +166,7 @@ class ImageShape(PositiveInts):
 _CHANNEL_COUNTS = (1, 3, 4)
 
 
-class BaseDeepDetector(OutlierMixin, BaseEstimator):
+class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
     """Base class for skuad's deep outlier detectors. Not meant to be used directly.
 
     Subclasses implement ``_fit_network(X, seed, device)`` (train on scaled float32 rows and

@@ -41,6 +41,7 @@ from sklearn.svm import OneClassSVM
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import skuad
+from skuad._doc_link import DocLinkMixin
 from skuad._training import resolve_device
 from skuad.base import BaseDeepDetector
 from skuad.datasets import one_class_split, resolve_adbench
@@ -110,7 +111,7 @@ def skuad_detectors():
     return found
 
 
-class KNNDistance(BaseEstimator):
+class KNNDistance(DocLinkMixin, BaseEstimator):
     """Baseline: distance to the k-th nearest training row (PyOD's KNN, ``method='largest'``).
 
     ``score_samples`` is minus that distance (higher = more normal), Euclidean, as scikit-learn's

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn import functional as F
 
+from skuad._doc_link import DocLinkMixin
 from skuad._training import resolve_device, seeded
 
 #: Per-channel mean and standard deviation of ImageNet, which torchvision's weights expect.
@@ -62,7 +63,7 @@ def _torchvision_backbone(name, weights):
     )
 
 
-class ImageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class ImageEmbedder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Embed images with a frozen backbone network: one feature vector per image.
 
     Images go through the backbone unchanged by training (evaluation mode, no gradients) and

@@ -26,6 +26,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.metaestimators import _safe_indexing, available_if
 from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
+from skuad._doc_link import DocLinkMixin
 from skuad.metrics import Y_CONVENTIONS, is_outlier
 
 
@@ -196,7 +197,7 @@ def _detector_has(method):
     return check
 
 
-class FitOnInliers(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
+class FitOnInliers(DocLinkMixin, MetaEstimatorMixin, OutlierMixin, BaseEstimator):
     """Outlier detector that fits the detector it wraps on the rows ``y`` marks as inliers.
 
     A one-class detector must be trained on normal data, but ``GridSearchCV`` (with its

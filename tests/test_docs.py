@@ -51,6 +51,14 @@ def test_api_reference_documents_the_detectors(html):
     assert 'id="skuad.DeepSVDD"' in api  # autodoc found the public detectors
 
 
+def test_every_html_repr_link_lands_on_an_entry_of_the_api_page(html):
+    from tests.test_doc_link import ANCHORS
+
+    api = (html / "api.html").read_text()
+    missing = [anchor for anchor in ANCHORS.values() if f'id="{anchor}"' not in api]
+    assert not missing, f"api.html has no entry for {missing}"
+
+
 def test_gallery_shows_executed_output_and_figures(html):
     page = (html / "auto_examples" / "plot_pipeline.html").read_text()
     assert "sphx-glr-script-out" in page  # the printed output of the run
