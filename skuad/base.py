@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skuad._doc_link import DocLinkMixin
+from skuad._docstrings import FIT_PARAMS_AND_RETURNS, fill_doc, rows_parameters
 from skuad._training import (
     OPTIMIZERS,
     TrainingOptions,
@@ -306,6 +307,7 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
+    @fill_doc(fit_params_and_returns=FIT_PARAMS_AND_RETURNS)
     def fit(self, X, y=None, **fit_params):
         """Fit the detector on training rows ``X``.
 
@@ -316,14 +318,7 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
             ``C * H * W`` values.
         y : Ignored
             Not used, present for API consistency (scikit-learn passes it in grid search).
-        **fit_params : dict
-            None is supported. ``sample_weight`` is refused with a ``ValueError`` rather than
-            ignored: the networks train on unweighted mini-batches.
-
-        Returns
-        -------
-        self : object
-            The fitted detector.
+        %(fit_params_and_returns)s
         """
         self._refuse_fit_params(fit_params)
         return self._fit(X)
@@ -572,13 +567,11 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
             )
         return scores, statistics
 
+    @fill_doc(parameters=rows_parameters("score"))
     def score_samples(self, X):
         """Normality score of each sample: the higher, the more normal.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The samples to score.
+        %(parameters)s
 
         Returns
         -------
@@ -588,13 +581,11 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
         check_is_fitted(self)
         return self._score_rows(self._validate_input(X, reset=False))
 
+    @fill_doc(parameters=rows_parameters("score"))
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers, non-negative for inliers.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The samples to score.
+        %(parameters)s
 
         Returns
         -------
@@ -602,13 +593,11 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
         """
         return self.score_samples(X) - self.offset_
 
+    @fill_doc(parameters=rows_parameters("label"))
     def predict(self, X):
         """Label each sample +1 (inlier) or -1 (outlier).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            The samples to label.
+        %(parameters)s
 
         Returns
         -------

@@ -20,6 +20,8 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.utils.validation import column_or_1d
 
+from skuad._docstrings import fill_doc
+
 Y_CONVENTIONS = ("auto", "sklearn", "anomaly")
 
 _CONVENTION_LABELS = {"sklearn": {-1, 1}, "anomaly": {0, 1}}
@@ -86,17 +88,23 @@ def _anomaly_scores(y_true, normality_scores, y_convention):
     return outliers, -scores
 
 
+_METRIC_PARAMETERS = """\
+Parameters
+----------
+y_true : array-like of shape (n_samples,)
+    Labels in the convention named by ``y_convention``.
+normality_scores : array-like of shape (n_samples,)
+    Higher = more normal (``score_samples`` or ``decision_function`` of a detector).
+y_convention : {'auto', 'sklearn', 'anomaly'}, default='auto'
+    See :func:`is_outlier`.
+"""
+
+
+@fill_doc(parameters=_METRIC_PARAMETERS)
 def outlier_roc_auc_score(y_true, normality_scores, *, y_convention="auto"):
     """Area under the ROC curve for detecting the outliers.
 
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        Labels in the convention named by ``y_convention``.
-    normality_scores : array-like of shape (n_samples,)
-        Higher = more normal (``score_samples`` or ``decision_function`` of a detector).
-    y_convention : {'auto', 'sklearn', 'anomaly'}, default='auto'
-        See :func:`is_outlier`.
+    %(parameters)s
 
     Returns
     -------
@@ -115,17 +123,11 @@ def outlier_roc_auc_score(y_true, normality_scores, *, y_convention="auto"):
     return float(roc_auc_score(outliers, anomaly_scores))
 
 
+@fill_doc(parameters=_METRIC_PARAMETERS)
 def outlier_average_precision_score(y_true, normality_scores, *, y_convention="auto"):
     """Average precision (area under the precision-recall curve), outliers as positives.
 
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        Labels in the convention named by ``y_convention``.
-    normality_scores : array-like of shape (n_samples,)
-        Higher = more normal.
-    y_convention : {'auto', 'sklearn', 'anomaly'}, default='auto'
-        See :func:`is_outlier`.
+    %(parameters)s
 
     Returns
     -------

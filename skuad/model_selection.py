@@ -27,6 +27,7 @@ from sklearn.utils.metaestimators import _safe_indexing, available_if
 from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
 from skuad._doc_link import DocLinkMixin
+from skuad._docstrings import fill_doc
 from skuad.metrics import Y_CONVENTIONS, is_outlier
 
 
@@ -187,6 +188,15 @@ def with_synthetic_outliers(X, n_outliers=None, *, kind="marginals", margin=0.1,
     return np.vstack([X, synthetic]), y
 
 
+def _rows_parameters(verb):
+    return (
+        "Parameters\n"
+        "----------\n"
+        "X : array-like of shape (n_samples, n_features)\n"
+        f"    Rows to {verb}, in any form the detector accepts: they are passed to it unchanged.\n"
+    )
+
+
 def _detector_has(method):
     """``available_if`` check: the fitted detector, or else the unfitted one, has ``method``."""
 
@@ -333,56 +343,51 @@ class FitOnInliers(DocLinkMixin, MetaEstimatorMixin, OutlierMixin, BaseEstimator
         self.n_inliers_fit_ = n_samples if rows is None else len(rows)
         return self
 
+    def _delegate(self, method, X):
+        check_is_fitted(self)
+        return getattr(self.detector_, method)(X)
+
     @available_if(_detector_has("score_samples"))
+    @fill_doc(parameters=_rows_parameters("score"))
     def score_samples(self, X):
         """The fitted detector's ``score_samples(X)`` (higher = more normal).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
+        %(parameters)s
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
             Normality scores.
         """
-        check_is_fitted(self)
-        return self.detector_.score_samples(X)
+        return self._delegate("score_samples", X)
 
     @available_if(_detector_has("decision_function"))
+    @fill_doc(parameters=_rows_parameters("score"))
     def decision_function(self, X):
         """The fitted detector's ``decision_function(X)`` (negative = outlier).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
+        %(parameters)s
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
             Shifted normality scores.
         """
-        check_is_fitted(self)
-        return self.detector_.decision_function(X)
+        return self._delegate("decision_function", X)
 
     @available_if(_detector_has("predict"))
+    @fill_doc(parameters=_rows_parameters("label"))
     def predict(self, X):
         """The fitted detector's ``predict(X)``: +1 inlier, -1 outlier.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to label.
+        %(parameters)s
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
             +1 for inliers, -1 for outliers.
         """
-        check_is_fitted(self)
-        return self.detector_.predict(X)
+        return self._delegate("predict", X)
 
     @property
     def offset_(self):

@@ -21,6 +21,8 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
+from skuad._docstrings import fill_doc
+
 __all__ = ["data_parallel", "score_samples", "decision_function", "predict"]
 
 
@@ -243,6 +245,20 @@ class _AverageEpochLosses(Callback):
 
 
 # ---------------------------------------------------------------------- scoring: Dask
+def _parameters(method, verb):
+    return f"""\
+Parameters
+----------
+detector : fitted estimator
+    A fitted skuad detector, or any fitted scikit-learn outlier detector or pipeline
+    with a ``{method}`` method.
+X : dask.array.Array of shape (n_samples, n_features) or dask.dataframe.DataFrame
+    The rows to {verb}. A Dask array may be chunked along the rows in any way; chunks
+    along the features are merged first.
+"""
+
+
+@fill_doc(parameters=_parameters("score_samples", "score"))
 def score_samples(detector, X):
     """Normality scores of a Dask array or DataFrame, computed block by block.
 
@@ -250,14 +266,7 @@ def score_samples(detector, X):
     worker, or this process under Dask's local scheduler), so only a few blocks are in
     memory at a time. Scores do not depend on how the rows are split into blocks.
 
-    Parameters
-    ----------
-    detector : fitted estimator
-        A fitted skuad detector, or any fitted scikit-learn outlier detector or pipeline
-        with a ``score_samples`` method.
-    X : dask.array.Array of shape (n_samples, n_features) or dask.dataframe.DataFrame
-        The rows to score. A Dask array may be chunked along the rows in any way; chunks
-        along the features are merged first.
+    %(parameters)s
 
     Returns
     -------
@@ -281,16 +290,11 @@ def score_samples(detector, X):
     return _map_rows(detector, X, "score_samples", np.float64)
 
 
+@fill_doc(parameters=_parameters("decision_function", "score"))
 def decision_function(detector, X):
     """``detector.decision_function`` of a Dask array or DataFrame, block by block.
 
-    Parameters
-    ----------
-    detector : fitted estimator
-        A fitted skuad detector, or any fitted scikit-learn outlier detector or pipeline
-        with a ``decision_function`` method.
-    X : dask.array.Array of shape (n_samples, n_features) or dask.dataframe.DataFrame
-        The rows to score.
+    %(parameters)s
 
     Returns
     -------
@@ -300,16 +304,11 @@ def decision_function(detector, X):
     return _map_rows(detector, X, "decision_function", np.float64)
 
 
+@fill_doc(parameters=_parameters("predict", "label"))
 def predict(detector, X):
     """``detector.predict`` of a Dask array or DataFrame, block by block: +1 inlier, -1 outlier.
 
-    Parameters
-    ----------
-    detector : fitted estimator
-        A fitted skuad detector, or any fitted scikit-learn outlier detector or pipeline
-        with a ``predict`` method.
-    X : dask.array.Array of shape (n_samples, n_features) or dask.dataframe.DataFrame
-        The rows to label.
+    %(parameters)s
 
     Returns
     -------

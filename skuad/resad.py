@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 from torch import nn
 
+from skuad._docstrings import FIT_PARAMS_AND_RETURNS, fill_doc
 from skuad.base import BaseDeepDetector, shared_parameter_docs
 from skuad.losses import boundary_guided_loss, residual_constraint_loss
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
@@ -584,6 +585,7 @@ class ResADDetector(BaseDeepDetector):
 
     # ------------------------------------------------------------------ public API
     @_fit_context(prefer_skip_nested_validation=True)
+    @fill_doc(fit_params_and_returns=FIT_PARAMS_AND_RETURNS)
     def fit(self, X, y=None, groups=None, **fit_params):
         """Fit on the training rows of one or several known classes.
 
@@ -597,14 +599,7 @@ class ResADDetector(BaseDeepDetector):
         groups : array-like of shape (n_samples,) or None
             The class of each training row; references are always drawn from a row's own
             class. ``None``: all rows form one class.
-        **fit_params : dict
-            None is supported. ``sample_weight`` is refused with a ``ValueError`` rather than
-            ignored: the networks train on unweighted mini-batches.
-
-        Returns
-        -------
-        self : object
-            The fitted detector.
+        %(fit_params_and_returns)s
         """
         self._refuse_fit_params(fit_params)
         return self._fit(X, y=y, groups=groups)
