@@ -810,24 +810,14 @@ class ResADDetector(BaseDeepDetector):
         if groups is None:
             self.groups_ = np.array([0])
             return np.zeros(n_samples, dtype=int)
-        groups = np.asarray(groups)
-        if groups.ndim != 1 or len(groups) != n_samples:
-            raise ValueError(
-                f"groups must hold one class label per training row: expected shape "
-                f"({n_samples},), got {groups.shape}."
-            )
+        groups = _one_per_row(groups, "groups", "class label", n_samples)
         self.groups_, codes = np.unique(groups, return_inverse=True)
         return codes
 
     def _validate_anomaly_labels(self, y, n_samples):
         if not self.use_anomaly_labels or y is None:
             return np.zeros(n_samples, dtype=bool)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != n_samples:
-            raise ValueError(
-                f"y must hold one label per training row: expected shape ({n_samples},), "
-                f"got {y.shape}."
-            )
+        y = _one_per_row(y, "y", "label", n_samples)
         if y.dtype == bool:
             return y.copy()
         values = np.unique(y)
@@ -838,3 +828,14 @@ class ResADDetector(BaseDeepDetector):
                 "-1/+1 outlier encoding is not accepted here: -1 would be ambiguous.)"
             )
         return y == 1
+
+
+def _one_per_row(values, name, what, n_samples):
+    """``values`` as a 1-d array; a ``ValueError`` unless it holds ``n_samples`` entries."""
+    values = np.asarray(values)
+    if values.ndim != 1 or len(values) != n_samples:
+        raise ValueError(
+            f"{name} must hold one {what} per training row: expected shape ({n_samples},), "
+            f"got {values.shape}."
+        )
+    return values
