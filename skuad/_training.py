@@ -200,6 +200,19 @@ class _EarlyStopping(EarlyStopping):
             raise StopTraining from exc
 
 
+def _forwarded(hook):
+    """:class:`_UserCallback`'s skorch method ``hook``: the user's callback's own ``hook``."""
+
+    def forward(self, net, **kwargs):
+        try:
+            getattr(self.callback, hook)(net, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise StopTraining from exc
+
+    forward.__name__ = forward.__qualname__ = hook
+    return forward
+
+
 class _UserCallback(Callback):
     """A user's skorch callback, run as is, except that ending training ends only the stage.
 
@@ -215,32 +228,13 @@ class _UserCallback(Callback):
         self.callback.initialize()
         return self
 
-    def _call(self, hook, net, kwargs):
-        try:
-            getattr(self.callback, hook)(net, **kwargs)
-        except KeyboardInterrupt as exc:
-            raise StopTraining from exc
-
-    def on_train_begin(self, net, **kwargs):
-        self._call("on_train_begin", net, kwargs)
-
-    def on_train_end(self, net, **kwargs):
-        self._call("on_train_end", net, kwargs)
-
-    def on_epoch_begin(self, net, **kwargs):
-        self._call("on_epoch_begin", net, kwargs)
-
-    def on_epoch_end(self, net, **kwargs):
-        self._call("on_epoch_end", net, kwargs)
-
-    def on_batch_begin(self, net, **kwargs):
-        self._call("on_batch_begin", net, kwargs)
-
-    def on_batch_end(self, net, **kwargs):
-        self._call("on_batch_end", net, kwargs)
-
-    def on_grad_computed(self, net, **kwargs):
-        self._call("on_grad_computed", net, kwargs)
+    on_train_begin = _forwarded("on_train_begin")
+    on_train_end = _forwarded("on_train_end")
+    on_epoch_begin = _forwarded("on_epoch_begin")
+    on_epoch_end = _forwarded("on_epoch_end")
+    on_batch_begin = _forwarded("on_batch_begin")
+    on_batch_end = _forwarded("on_batch_end")
+    on_grad_computed = _forwarded("on_grad_computed")
 
 
 class DivergenceCheck(Callback):
