@@ -192,6 +192,20 @@ def main():
     if args.l2_normalize:
         categories = {name: (normalize(X), y) for name, (X, y) in categories.items()}
     names = sorted(categories)
+    # The command-line options named as ResADDetector's parameters, passed on as they are.
+    resad_options = {
+        name: getattr(args, name)
+        for name in (
+            "n_reference",
+            "n_coupling_blocks",
+            "hidden_ratio",
+            "clamp",
+            "epochs",
+            "weight_decay",
+            "lambda_boundary",
+            "constraintor_width",
+        )
+    }
     records = []
     started = time.perf_counter()
     for split in range(args.splits):
@@ -211,16 +225,9 @@ def main():
                 g_parts.append(np.full(keep.sum(), name))
             tic = time.perf_counter()
             detectors[variant] = ResADDetector(
-                n_reference=args.n_reference,
+                **resad_options,
                 use_anomaly_labels=with_labels,
                 constraintor="off" if variant.endswith("constraintor-off") else "auto",
-                n_coupling_blocks=args.n_coupling_blocks,
-                hidden_ratio=args.hidden_ratio,
-                clamp=args.clamp,
-                epochs=args.epochs,
-                weight_decay=args.weight_decay,
-                lambda_boundary=args.lambda_boundary,
-                constraintor_width=args.constraintor_width,
                 random_state=split,
                 device="cpu",
             ).fit(np.vstack(X_parts), np.concatenate(y_parts), groups=np.concatenate(g_parts))
