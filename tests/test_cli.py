@@ -82,8 +82,12 @@ def test_demo_without_matplotlib_says_how_to_get_the_figure(monkeypatch, tmp_pat
 
 
 # ---------------------------------------------------------------------------- bench
-def _bench_args(data_dir, out_dir, *extra):
-    """``skuad bench`` on ``data_dir``: every file there unless ``extra`` names --datasets."""
+def _bench_args(data_dir, out_dir, options=""):
+    """``skuad bench`` on ``data_dir`` with ``options`` as typed on a command line.
+
+    It reads every file there unless the options name --datasets.
+    """
+    extra = options.split()
     selection = [] if "--datasets" in extra else ["--all"]
     return [
         "bench",
@@ -102,23 +106,9 @@ def test_bench_writes_csv_and_markdown(adbench_dir, tmp_path, capsys):
     args = _bench_args(
         adbench_dir,
         out_dir,
-        "--detectors",
-        "DeepSVDD",
-        "IsolationForest",
-        "LocalOutlierFactor",
-        "KNN",
-        "--param",
-        "DeepSVDD.epochs=1",
-        "--param",
-        "DeepSVDD.pretrain_epochs=1",
-        "--seeds",
-        "0",
-        "1",
-        "--protocol",
-        "one-class",
-        "unsupervised",
-        "--device",
-        "cpu",
+        "--detectors DeepSVDD IsolationForest LocalOutlierFactor KNN"
+        " --param DeepSVDD.epochs=1 --param DeepSVDD.pretrain_epochs=1"
+        " --seeds 0 1 --protocol one-class unsupervised --device cpu",
     )
     assert main(args) == 0
     with open(out_dir / "bench.csv") as handle:
@@ -187,9 +177,7 @@ def test_bench_writes_csv_and_markdown(adbench_dir, tmp_path, capsys):
 
 def test_bench_datasets_option_selects_files(adbench_dir, tmp_path):
     out_dir = tmp_path / "results"
-    args = _bench_args(
-        adbench_dir, out_dir, "--datasets", "2_wider", "--detectors", "IsolationForest"
-    )
+    args = _bench_args(adbench_dir, out_dir, "--datasets 2_wider --detectors IsolationForest")
     assert main([*args, "--seeds", "3"]) == 0
     with open(out_dir / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -198,16 +186,11 @@ def test_bench_datasets_option_selects_files(adbench_dir, tmp_path):
 
 def test_bench_records_a_failing_detector_and_goes_on(adbench_dir, tmp_path):
     out_dir = tmp_path / "results"
+    # epochs=0 is invalid: scikit-learn's parameter validation rejects it in fit.
     args = _bench_args(
         adbench_dir,
         out_dir,
-        "--detectors",
-        "DeepSVDD",
-        "IsolationForest",
-        "--param",
-        "DeepSVDD.epochs=0",  # invalid: scikit-learn's parameter validation rejects it in fit
-        "--seeds",
-        "0",
+        "--detectors DeepSVDD IsolationForest --param DeepSVDD.epochs=0 --seeds 0",
     )
     assert main(args) == 0
     with open(out_dir / "bench.csv") as handle:
@@ -232,7 +215,7 @@ def test_bench_records_a_failing_detector_and_goes_on(adbench_dir, tmp_path):
 def test_bench_refuses_a_bad_npz_before_running(adbench_dir, tmp_path, capsys, make_bad, message):
     make_bad(adbench_dir)
     out_dir = tmp_path / "results"
-    assert main(_bench_args(adbench_dir, out_dir, "--detectors", "IsolationForest")) == 2
+    assert main(_bench_args(adbench_dir, out_dir, "--detectors IsolationForest")) == 2
     err = capsys.readouterr().err
     assert "3_bad.npz" in err and message in err
     assert not out_dir.exists()  # nothing ran
@@ -241,17 +224,17 @@ def test_bench_refuses_a_bad_npz_before_running(adbench_dir, tmp_path, capsys, m
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--datasets", "table.csv"], "only ADBench .npz files"),
-        (["--datasets", "9_missing"], "no such .npz file"),
-        (["--detectors", "NoSuchDetector"], "unknown detector"),
-        (["--param", "epochs=3"], "expected DETECTOR.PARAM=VALUE"),
-        (["--detectors", "IsolationForest", "--param", "DeepSVDD.epochs=3"], "not among"),
-        (["--detectors", "IsolationForest", "--param", "IsolationForest.trees=3"], "trees"),
+        ("--datasets table.csv", "only ADBench .npz files"),
+        ("--datasets 9_missing", "no such .npz file"),
+        ("--detectors NoSuchDetector", "unknown detector"),
+        ("--param epochs=3", "expected DETECTOR.PARAM=VALUE"),
+        ("--detectors IsolationForest --param DeepSVDD.epochs=3", "not among"),
+        ("--detectors IsolationForest --param IsolationForest.trees=3", "trees"),
     ],
 )
 def test_bench_refuses_bad_arguments(adbench_dir, tmp_path, capsys, extra, message):
     (adbench_dir / "table.csv").write_text("a,b\n1,2\n")
-    assert main(_bench_args(adbench_dir, tmp_path / "results", *extra)) == 2
+    assert main(_bench_args(adbench_dir, tmp_path / "results", extra)) == 2
     assert message in capsys.readouterr().err
 
 
