@@ -21,24 +21,12 @@ def test_same_batches_as_per_row_loader(shuffle, drop_last, with_targets):
     X = rng.normal(size=(23, 3)).astype(np.float32)
     y = rng.randint(0, 3, size=23) if with_targets else None
 
-    def loaders():
-        per_row = DataLoader(
-            Dataset(X, y),
-            batch_size=5,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            generator=torch.Generator().manual_seed(7),
-        )
-        batched = batch_loader(
-            RowDataset(X, y),
-            batch_size=5,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            generator=torch.Generator().manual_seed(7),
-        )
-        return per_row, batched
+    def options():  # the same for both loaders, each with its own generator seeded alike
+        generator = torch.Generator().manual_seed(7)
+        return dict(batch_size=5, shuffle=shuffle, drop_last=drop_last, generator=generator)
 
-    per_row, batched = loaders()
+    per_row = DataLoader(Dataset(X, y), **options())
+    batched = batch_loader(RowDataset(X, y), **options())
     for _ in range(2):  # two epochs: the generators must stay in step
         expected, got = _batches(per_row), _batches(batched)
         assert len(got) == len(expected) == (4 if drop_last else 5)
