@@ -201,6 +201,35 @@ def run_child(spec):
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def fit_in_child(runner, name, rows_path, model_path="", **spec):
+    """Fit detector ``name`` in a fresh process on the rows saved at ``rows_path``, saving it
+    to ``model_path`` if one is given; the child's measurements."""
+    return run_child(
+        {
+            "task": "fit",
+            "runner": runner,
+            "name": name,
+            "rows": str(rows_path),
+            "model": str(model_path),
+            **spec,
+        }
+    )
+
+
+def score_in_child(runner, model_path, rows_path, **spec):
+    """Score the rows saved at ``rows_path`` with the model saved at ``model_path``, in a fresh
+    process; the child's measurements."""
+    return run_child(
+        {
+            "task": "score",
+            "runner": runner,
+            "model": str(model_path),
+            "rows": str(rows_path),
+            **spec,
+        }
+    )
+
+
 # ---------------------------------------------------------------------------- commands
 def score_command(args):
     rows_out = []
@@ -215,26 +244,14 @@ def score_command(args):
                 if name == "ResADDetector" and kind == "images":
                     continue  # ResAD takes feature vectors (embeddings), not pixels
                 model_path = Path(tmp) / f"{kind}_{name}.joblib"
-                fit_spec = {
-                    "task": "fit",
-                    "runner": "skuad",
-                    "name": name,
-                    "image_shape": image_shape,
-                    "epochs": 1,
-                    "rows": str(train_path),
-                    "model": str(model_path),
+                fit_in_child(
+                    "skuad", name, train_path, model_path, image_shape=image_shape, epochs=1
+                )
+                results = {
+                    runner: score_in_child(runner, model_path, test_path)
+                    for runner in ("skuad", "bare")
                 }
-                run_child(fit_spec)
-                results = {}
-                for runner in ("skuad", "bare"):
-                    spec = {
-                        "task": "score",
-                        "runner": runner,
-                        "model": str(model_path),
-                        "rows": str(test_path),
-                    }
-                    results[runner] = run_child(spec)
-                paired = run_child({**spec, "runner": "pair", "repeats": args.repeats})
+                paired = score_in_child("pair", model_path, test_path, repeats=args.repeats)
                 # Throughput: the least CPU time of each side over all its runs, the paired
                 # ones taken back to back under the same machine load.
                 skuad_rate = args.rows / min(results["skuad"]["cpu_s"], paired["skuad"])
@@ -257,25 +274,10 @@ def score_command(args):
             if args.pyod:
                 for pyod_name in PYOD:
                     model_path = Path(tmp) / f"{kind}_{pyod_name}.joblib"
-                    run_child(
-                        {
-                            "task": "fit",
-                            "runner": "pyod",
-                            "name": pyod_name,
-                            "epochs": 1,
-                            "rows": str(train_path),
-                            "model": str(model_path),
-                            "image_shape": None,
-                        }
+                    fit_in_child(
+                        "pyod", pyod_name, train_path, model_path, image_shape=None, epochs=1
                     )
-                    result = run_child(
-                        {
-                            "task": "score",
-                            "runner": "pyod",
-                            "model": str(model_path),
-                            "rows": str(test_path),
-                        }
-                    )
+                    result = score_in_child("pyod", model_path, test_path)
                     row = {
                         "data": kind,
                         "detector": pyod_name,
@@ -307,17 +309,7 @@ def fit_command(args):
         if args.pyod:
             runs += [("pyod", name, None) for name in PYOD]
         for runner, name, image_shape in runs:
-            result = run_child(
-                {
-                    "task": "fit",
-                    "runner": runner,
-                    "name": name,
-                    "image_shape": image_shape,
-                    "epochs": args.epochs,
-                    "rows": str(path),
-                    "model": "",
-                }
-            )
+            result = fit_in_child(runner, name, path, image_shape=image_shape, epochs=args.epochs)
             row = {
                 "detector": name,
                 "network": "conv" if image_shape else "mlp",
@@ -348,15 +340,8 @@ def deepsvdd_mnist_command(args):
             train_path, test_path = Path(tmp) / "train.npy", Path(tmp) / "test.npy"
             np.save(train_path, X[train])
             np.save(test_path, X[test])
-            fit = run_child(
-                {
-                    "task": "fit",
-                    "runner": "default",
-                    "name": "DeepSVDD",
-                    "params": dict(args.param),
-                    "rows": str(train_path),
-                    "model": str(model_path),
-                }
+            fit = fit_in_child(
+                "default", "DeepSVDD", train_path, model_path, params=dict(args.param)
             )
             import joblib
 
