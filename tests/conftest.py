@@ -17,6 +17,11 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector  # noqa: E402
 
+# The two CLAD entries of the registry differ only in their classifier head.
+_SMALL_CLAD = dict(
+    n_clusters=3, pretrain_epochs=2, dec_epochs=2, epochs=3, random_state=0, device="cpu"
+)
+
 # The single registry of skuad estimators under test: small, fast, CPU, seeded configurations.
 # A new detector joins the scikit-learn checks (and the shared behaviour tests) by being added here.
 FAST_DETECTORS = [
@@ -33,20 +38,8 @@ FAST_DETECTORS = [
     LAMPAutoencoderDetector(
         amplification=5.0, amplify_per="sample", epochs=3, random_state=0, device="cpu"
     ),
-    CLADDetector(
-        n_clusters=3, pretrain_epochs=2, dec_epochs=2, epochs=3, random_state=0, device="cpu"
-    ),
-    CLADDetector(
-        n_clusters=3,
-        pretrain_epochs=2,
-        dec_epochs=2,
-        epochs=3,
-        temperature=1.0,
-        epsilon=0.01,
-        classifier_head="linear",
-        random_state=0,
-        device="cpu",
-    ),
+    CLADDetector(**_SMALL_CLAD),
+    CLADDetector(**_SMALL_CLAD, temperature=1.0, epsilon=0.01, classifier_head="linear"),
     ResADDetector(n_coupling_blocks=2, epochs=3, random_state=0, device="cpu"),
     ResADDetector(
         reference_pool="few-shot",

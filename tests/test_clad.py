@@ -273,15 +273,8 @@ def test_dec_collapse_keeps_kmeans_labels(three_blobs, monkeypatch):
 def test_images_use_resnet_and_conv_autoencoder():
     digits = load_digits()
     X = digits.data[np.isin(digits.target, (0, 1))][:120]
-    detector = CLADDetector(
-        n_clusters=2,
-        image_shape=(1, 8, 8),
-        pretrain_epochs=3,
-        dec_epochs=2,
-        epochs=3,
-        epsilon=0.01,
-        device="cpu",
-        random_state=0,
+    detector = fast_clad(
+        n_clusters=2, image_shape=(1, 8, 8), pretrain_epochs=3, dec_epochs=2, epochs=3, epsilon=0.01
     ).fit(X)
     assert isinstance(detector.net_.module_, SmallResNet)
     scores = detector.score_samples(X)
