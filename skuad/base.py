@@ -7,6 +7,7 @@
 
 import copy
 import math
+import textwrap
 import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
@@ -126,9 +127,10 @@ def shared_parameter_docs(cls):
     they are written once, here, and read the same on every detector's page; the same for
     the fitted attributes every detector has, at ``%(shared_attributes)s``.
     """
-    cls.__doc__ = cls.__doc__.replace("    %(shared_parameters)s\n", _SHARED_PARAMETERS_DOC)
-    cls.__doc__ = cls.__doc__.replace("    %(shared_attributes)s\n", _SHARED_ATTRIBUTES_DOC)
-    return cls
+    return fill_doc(
+        shared_parameters=textwrap.dedent(_SHARED_PARAMETERS_DOC),
+        shared_attributes=textwrap.dedent(_SHARED_ATTRIBUTES_DOC),
+    )(cls)
 
 
 class PositiveInts(Options):
