@@ -402,12 +402,9 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
     def _training_rows(self, X):
         """The scaled float32 rows the networks train on: one array for dense ``X``; for
         sparse ``X`` a :class:`ScaledRows`, densified one batch at a time wherever it is
-        read, so that memory stays bounded. Its values are checked here, a chunk at a
-        time, so that a row that overflows is refused before any training."""
+        read (and checked by ``_network_input`` as it is), so that memory stays bounded."""
         if not sp.issparse(X):
             return self._network_input(X)
-        for start in range(0, X.shape[0], _MAX_SCORING_ROWS):
-            self._network_input(X[start : start + _MAX_SCORING_ROWS])
         return ScaledRows(X, self._network_input)
 
     def _training_options(self, **overrides):

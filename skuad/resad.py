@@ -206,13 +206,14 @@ def greedy_k_centre(X, size, chunk_rows=None):
     n_rows = len(X)
     if size >= n_rows:
         return np.arange(n_rows)
-    if chunk_rows is None:
-        X = np.asarray(X, dtype=np.float64)
+    # One column is read whole: it is no larger than the distances kept for every row.
+    if chunk_rows is None or n_rows <= chunk_rows or X.shape[1] == 1:
+        X = np.asarray(X[:], dtype=np.float64)
         mean = X.mean(axis=0)
         chunks = [slice(0, n_rows)]
     else:
         chunks = [slice(start, start + chunk_rows) for start in range(0, n_rows, chunk_rows)]
-        # numpy sums the rows of a 2-D array (of two or more columns) one after another;
+        # numpy sums the rows of a 2-D array of two or more columns one after another;
         # continuing that sum chunk by chunk gives the mean of the whole bit for bit.
         total = np.zeros((1, X.shape[1]))
         for chunk in chunks:

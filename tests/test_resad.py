@@ -191,6 +191,18 @@ def test_greedy_k_centre_picks_the_farthest_row_each_step():
     assert radius <= gaps[~np.eye(25, dtype=bool)].min()
 
 
+@pytest.mark.parametrize("n_features", [1, 5])
+@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 500])
+def test_greedy_k_centre_reading_chunks_picks_the_same_rows(chunk_rows, n_features):
+    # Reading the rows a chunk at a time (sparse input) changes no bit of the selection.
+    rng = np.random.RandomState(13)
+    X = rng.normal(size=(200, n_features)) * rng.uniform(0.1, 100, size=n_features)
+    X = X.astype(np.float32)
+    X[50:60] = X[3]  # ties
+    chosen = greedy_k_centre(X, 40, chunk_rows=chunk_rows)
+    np.testing.assert_array_equal(chosen, greedy_k_centre(X, 40))
+
+
 def test_greedy_k_centre_keeps_every_row_when_they_fit():
     X = np.random.RandomState(12).normal(size=(30, 2))
     np.testing.assert_array_equal(greedy_k_centre(X, 30), np.arange(30))
