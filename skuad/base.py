@@ -201,9 +201,10 @@ class BaseDeepDetector(OutlierMixin, BaseEstimator):
 
     Subclasses implement ``_fit_network(X, seed, device)`` (train on scaled float32 rows and
     set the fitted networks; for sparse input ``X`` is a :class:`ScaledRows`, to be read a
-    batch at a time, never whole) and ``_score_batch(output, x)`` (per-sample scores, higher = more
-    normal, from the scoring module's output on the scaled input batch ``x``). They may
-    override ``_auto_offset`` to give ``contamination='auto'`` a method-specific threshold.
+    batch at a time, never whole) and ``_score_batch(output, x)`` (per-sample scores, higher
+    = more normal, from the scoring module's output on the scaled input batch ``x``). They
+    may override ``_auto_offset`` to give ``contamination='auto'`` a method-specific
+    threshold.
     """
 
     _parameter_constraints: dict = {

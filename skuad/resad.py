@@ -324,8 +324,8 @@ class _ResidualRows:
 
     Row i's residual is ``X[i] - X[reference_index[i]]`` (float32), so ``X`` may be a
     :class:`~skuad.base.ScaledRows` and a batch densifies only its rows and their
-    references. Indexed as an array of shape ``(n_samples, n_features + 1)``, by a slice or an
-    array of row numbers.
+    references. Indexed as an array of shape ``(n_samples, n_features + 1)``, by a slice or
+    row numbers.
     """
 
     def __init__(self, X, is_anomaly):
@@ -338,11 +338,14 @@ class _ResidualRows:
         return self.shape[0]
 
     def __getitem__(self, index):
-        x = self.X[index]
-        rows = np.empty((len(x), self.shape[1]), dtype=np.float32)
-        np.subtract(x, self.X[self.reference_index[index]], out=rows[:, :-1])
-        rows[:, -1] = self.is_anomaly[index]
-        return rows
+        if isinstance(index, slice):
+            index = np.arange(*index.indices(len(self)))
+        index = np.asarray(index)
+        flat = index.ravel()
+        rows = np.empty((len(flat), self.shape[1]), dtype=np.float32)
+        np.subtract(self.X[flat], self.X[self.reference_index[flat]], out=rows[:, :-1])
+        rows[:, -1] = self.is_anomaly[flat]
+        return rows.reshape(*index.shape, self.shape[1])
 
     def fill(self, out):
         """Write every row into the float32 array ``out``, a chunk at a time."""
