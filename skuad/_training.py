@@ -256,11 +256,13 @@ class RowDataset(torch.utils.data.Dataset):
 
     Holds ``X`` (and targets ``y``, if any) as tensors, so a batch of indices is one gather;
     without targets a scalar placeholder stands in for ``y``, which :class:`DetectorNet`
-    never reads.
+    never reads. Rows that are not an array (no ``__array__``: rows computed on demand, such
+    as sparse rows densified by :class:`skuad.base.ScaledRows`) are kept as they are and
+    asked for one batch at a time, with a NumPy array of row numbers.
     """
 
     def __init__(self, X, y=None):
-        self.X = torch.as_tensor(X)
+        self.X = torch.as_tensor(X) if hasattr(X, "__array__") else X
         self.y = None if y is None else torch.as_tensor(y)
         self._no_target = torch.zeros(())
 
@@ -269,7 +271,11 @@ class RowDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         index = torch.as_tensor(index)
-        return self.X[index], self._no_target if self.y is None else self.y[index]
+        if isinstance(self.X, torch.Tensor):
+            rows = self.X[index]
+        else:
+            rows = torch.as_tensor(self.X[index.numpy()])
+        return rows, self._no_target if self.y is None else self.y[index]
 
 
 def batch_loader(dataset, batch_size, shuffle=False, generator=None, drop_last=False):
@@ -351,7 +357,8 @@ def train_module(
     y=None,
     stage=None,
 ):
-    """Train ``module`` on rows ``X`` (float32 array) to minimise ``criterion(module(x), x)``.
+    """Train ``module`` on rows ``X`` (a float32 array, or rows computed a batch at a time:
+    see :class:`RowDataset`) to minimise ``criterion(module(x), x)``.
 
     With targets ``y`` (for example pseudo-labels) the criterion is called as
     ``criterion(module(x), y)`` instead, through a plain skorch ``NeuralNet``.

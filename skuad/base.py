@@ -113,6 +113,39 @@ def _transform_to_float32(scaler, rows):
     return out
 
 
+class ScaledRows:
+    """Rows of a sparse matrix as the network sees them, densified only when asked for.
+
+    ``rows[index]``, with ``index`` a slice or an array of row numbers (of any shape), returns
+    those rows scaled by ``transform`` (a detector's ``_network_input``) as a dense float32
+    array of shape ``index.shape + (n_features,)``, computed from those rows alone; scaling
+    is elementwise, so the values are bit for bit those of the same rows of the scaled
+    whole. Fitting on sparse input hands this to the networks instead of the dense scaled
+    training set, so that a fit holds only the rows it is working on, as scoring does.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, X, transform):
+        self.X = X
+        self.transform = transform
+        self.shape = X.shape
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.transform(self.X[index])
+        index = np.asarray(index)
+        return self.transform(self.X[index.ravel()]).reshape(*index.shape, self.shape[1])
+
+    def subset(self, index):
+        """The rows ``index`` (an array of row numbers), still densified only when read."""
+        return ScaledRows(self.X[index], self.transform)
+
+
 def _as_float64(output):
     """A network output (a tensor or a tuple of tensors) in float64."""
     if isinstance(output, tuple):
@@ -173,9 +206,11 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
     """Base class for skuad's deep outlier detectors. Not meant to be used directly.
 
     Subclasses implement ``_fit_network(X, seed, device)`` (train on scaled float32 rows and
-    set the fitted networks) and ``_score_batch(output, x)`` (per-sample scores, higher = more
-    normal, from the scoring module's output on the scaled input batch ``x``). They may
-    override ``_auto_offset`` to give ``contamination='auto'`` a method-specific threshold.
+    set the fitted networks; for sparse input ``X`` is a :class:`ScaledRows`, to be read a
+    batch at a time, never whole) and ``_score_batch(output, x)`` (per-sample scores, higher
+    = more normal, from the scoring module's output on the scaled input batch ``x``). They
+    may override ``_auto_offset`` to give ``contamination='auto'`` a method-specific
+    threshold.
     """
 
     _parameter_constraints: dict = {
@@ -245,7 +280,8 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
     # ------------------------------------------------------------------ the detector's idea
     @abstractmethod
     def _fit_network(self, X, seed, device):
-        """Train on scaled float32 rows ``X`` and set the fitted network attributes."""
+        """Train on scaled float32 rows ``X`` (an array, or a :class:`ScaledRows` for sparse
+        input) and set the fitted network attributes."""
 
     @abstractmethod
     def _score_batch(self, output, x):
@@ -353,7 +389,7 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
             self.scaler_ = self._fit_scaler(X)
             self.history_ = {}
             with seeded(seed):
-                self._fit_network(self._network_input(X), seed, device, **fit_args)
+                self._fit_network(self._training_rows(X), seed, device, **fit_args)
             self.n_iter_ = {stage: len(history) for stage, history in self.history_.items()}
             train_scores, row_statistics = self._scoring_pass(X, self._training_row_statistic)
             self.offset_ = self._offset_from(self._calibrate(train_scores, row_statistics))
@@ -363,6 +399,14 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
             self.__dict__.update(previous_state)
             raise
         return self
+
+    def _training_rows(self, X):
+        """The scaled float32 rows the networks train on: one array for dense ``X``; for
+        sparse ``X`` a :class:`ScaledRows`, densified one batch at a time wherever it is
+        read (and checked by ``_network_input`` as it is), so that memory stays bounded."""
+        if not sp.issparse(X):
+            return self._network_input(X)
+        return ScaledRows(X, self._network_input)
 
     def _training_options(self, **overrides):
         """The estimator's training hyper-parameters, with per-stage overrides."""

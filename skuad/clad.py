@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from skuad._training import StopTraining
-from skuad.base import BaseDeepDetector, PositiveInts, shared_parameter_docs
+from skuad.base import _MAX_SCORING_ROWS, BaseDeepDetector, PositiveInts, shared_parameter_docs
 from skuad.losses import (
     DECLoss,
     ReconstructionLoss,
@@ -26,6 +26,22 @@ _DEFAULT_AUTOENCODER_HIDDEN = {"vector": (128, 64), "image": (32, 64)}
 _DEFAULT_CLASSIFIER_HIDDEN = {"vector": (256, 256), "image": (16, 32, 64)}
 # k-means restarts on the latent codes, as the authors' code (it uses max(20, latent_dim)).
 _KMEANS_MIN_INIT = 20
+
+
+def count_distinct_rows(X, at_most):
+    """Number of distinct rows of ``X`` (by value, as ``np.unique(X, axis=0)`` counts them),
+    or ``at_most`` when there are at least that many.
+
+    ``X`` is read a chunk of rows at a time and only ``at_most`` distinct rows are kept, so a
+    sparse training set (:class:`skuad.base.ScaledRows`) is never densified whole.
+    """
+    seen = set()
+    for start in range(0, len(X), _MAX_SCORING_ROWS):
+        for row in np.unique(X[start : start + _MAX_SCORING_ROWS], axis=0):
+            seen.add((row + 0.0).tobytes())  # + 0.0 turns -0.0 into 0.0, which it equals
+        if len(seen) >= at_most:
+            return at_most
+    return len(seen)
 
 
 def odin_score(classifier, x, temperature=1.0, epsilon=0.0):
@@ -472,7 +488,7 @@ class CLADDetector(BaseDeepDetector):
 
     def _initial_clusters(self, X, codes, seed):
         """k-means on the codes, with K capped by the number of distinct training rows."""
-        n_distinct = len(np.unique(X, axis=0))
+        n_distinct = count_distinct_rows(X, at_most=self.n_clusters)
         n_clusters = min(self.n_clusters, n_distinct)
         if n_clusters < self.n_clusters:
             warnings.warn(

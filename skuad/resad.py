@@ -12,7 +12,7 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from skuad._docstrings import FIT_PARAMS_AND_RETURNS, fill_doc
-from skuad.base import BaseDeepDetector, shared_parameter_docs
+from skuad.base import _MAX_SCORING_ROWS, BaseDeepDetector, ScaledRows, shared_parameter_docs
 from skuad.losses import boundary_guided_loss, residual_constraint_loss
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
 
@@ -39,29 +39,35 @@ def sample_without_replacement(n_rows, n_pool, k, rng):
         draws[repeated] = rng.integers(0, n_pool, size=(len(repeated), k))
 
 
-def residual_to_nearest(x, candidates):
-    """``x[i] - candidates[i, j*]`` with ``j*`` the Euclidean-nearest of row i's candidates.
+def nearest_candidate(x, candidates):
+    """``j*``, per row i, the Euclidean-nearest of row i's candidates ``candidates[i]``.
 
     Parameters
     ----------
     x : ndarray of shape (n_rows, n_features)
     candidates : ndarray of shape (n_rows, n_candidates, n_features)
+
+    Returns
+    -------
+    nearest : ndarray of shape (n_rows,), dtype int
     """
     squared = ((x[:, None, :] - candidates) ** 2).sum(axis=2)
-    nearest = candidates[np.arange(len(x)), squared.argmin(axis=1)]
-    return x - nearest
+    return squared.argmin(axis=1)
 
 
-def draw_training_residuals(X, groups, is_candidate, n_reference, rng):
-    """Residual of every row against the nearest of ``n_reference`` fresh references of its group.
+def draw_training_references(X, groups, is_candidate, n_reference, rng):
+    """For every row, the nearest of ``n_reference`` fresh references of its group.
 
     References are normal rows (``is_candidate``) of the row's own group, drawn without
     replacement and never the row itself: a row matched with itself has a zero residual,
     which no test row ever gets. Groups with fewer candidates use all of them.
 
+    Rows are read a chunk at a time (at most 1,024 rows with their references), so ``X`` may
+    be a :class:`~skuad.base.ScaledRows`.
+
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, n_features) or ScaledRows
     groups : ndarray of shape (n_samples,)
         Integer group code of each row.
     is_candidate : ndarray of shape (n_samples,), dtype bool
@@ -71,9 +77,10 @@ def draw_training_residuals(X, groups, is_candidate, n_reference, rng):
 
     Returns
     -------
-    residuals : ndarray of shape (n_samples, n_features)
+    references : ndarray of shape (n_samples,), dtype int
+        The row number of each row's reference; its residual is ``X[i] - X[references[i]]``.
     """
-    residuals = np.empty_like(X)
+    references = np.empty(len(X), dtype=np.intp)
     for group in np.unique(groups):
         rows = np.flatnonzero(groups == group)
         in_pool = is_candidate[rows]
@@ -88,11 +95,13 @@ def draw_training_residuals(X, groups, is_candidate, n_reference, rng):
             if n_available < len(pool):
                 # Skip the row's own slot: indices at or after it move up by one.
                 draws = draws + (draws >= position[members][:, None])
-            step = max(1, _RESIDUAL_CHUNK_VALUES // (k * X.shape[1]))
+            step = max(1, min(_RESIDUAL_CHUNK_VALUES // (k * X.shape[1]), _MAX_SCORING_ROWS // k))
             for start in range(0, len(chosen), step):
                 part = chosen[start : start + step]
-                residuals[part] = residual_to_nearest(X[part], X[pool[draws[start : start + step]]])
-    return residuals
+                candidates = pool[draws[start : start + step]]
+                nearest = nearest_candidate(X[part], X[candidates])
+                references[part] = candidates[np.arange(len(part)), nearest]
+    return references
 
 
 def nearest_reference_indices(x, references, coincidence_radius=None):
@@ -172,7 +181,7 @@ def nearest_reference_residuals(x, references, coincidence_radius=None):
     return x - references[nearest_reference_indices(x, references, coincidence_radius)]
 
 
-def greedy_k_centre(X, size):
+def greedy_k_centre(X, size, chunk_rows=None):
     """Indices of ``size`` rows of ``X`` chosen by greedy k-centre (farthest-point) selection.
 
     The first centre is the row nearest to the mean; each further one is the row farthest
@@ -183,23 +192,48 @@ def greedy_k_centre(X, size):
 
     Parameters
     ----------
-    X : ndarray of shape (n_rows, n_features)
+    X : ndarray of shape (n_rows, n_features) or ScaledRows
     size : int
         Number of rows to keep; all rows (in order) when ``size >= n_rows``.
+    chunk_rows : int or None, default=None
+        Read ``X`` this many rows at a time, once per chosen row (for rows computed on demand,
+        such as sparse rows densified by a :class:`~skuad.base.ScaledRows`), instead of
+        converting it whole to float64 once. The result is the same.
 
     Returns
     -------
     indices : ndarray of shape (min(size, n_rows),), in order of selection
     """
-    X = np.asarray(X, dtype=np.float64)
-    if size >= len(X):
-        return np.arange(len(X))
+    n_rows = len(X)
+    if size >= n_rows:
+        return np.arange(n_rows)
+    # One column is read whole: it is no larger than the distances kept for every row.
+    if chunk_rows is None or n_rows <= chunk_rows or X.shape[1] == 1:
+        X = np.asarray(X[:], dtype=np.float64)
+        mean = X.mean(axis=0)
+        chunks = [slice(0, n_rows)]
+    else:
+        chunks = [slice(start, start + chunk_rows) for start in range(0, n_rows, chunk_rows)]
+        # numpy sums the rows of a 2-D array of two or more columns one after another;
+        # continuing that sum chunk by chunk gives the mean of the whole bit for bit.
+        total = np.zeros((1, X.shape[1]))
+        for chunk in chunks:
+            rows = np.concatenate([total, np.asarray(X[chunk], dtype=np.float64)])
+            total = np.add.reduce(rows, axis=0, keepdims=True)
+        mean = total[0] / n_rows
+
+    def read(rows):
+        return np.asarray(X[rows], dtype=np.float64)  # no copy for a float64 array
+
+    def squared_distances(centre):
+        return np.concatenate([((read(chunk) - centre) ** 2).sum(axis=1) for chunk in chunks])
+
     chosen = np.empty(size, dtype=np.intp)
-    chosen[0] = np.argmin(((X - X.mean(axis=0)) ** 2).sum(axis=1))
-    nearest_squared = ((X - X[chosen[0]]) ** 2).sum(axis=1)
+    chosen[0] = np.argmin(squared_distances(mean))
+    nearest_squared = squared_distances(read(chosen[0]))
     for step in range(1, size):
         chosen[step] = np.argmax(nearest_squared)
-        np.minimum(nearest_squared, ((X - X[chosen[step]]) ** 2).sum(axis=1), out=nearest_squared)
+        np.minimum(nearest_squared, squared_distances(read(chosen[step])), out=nearest_squared)
     return chosen
 
 
@@ -286,17 +320,55 @@ class _ResADLoss(nn.Module):
         return loss
 
 
-class _ReferenceRedraw(Callback):
-    """Before every epoch, switch the boundary term on once the warm-up epochs are over, and
-    (few-shot references) give each training row a fresh reference draw and its new residual,
-    written in place into the array skorch trains on.
+class _ResidualRows:
+    """The rows ``[residual | anomaly flag]`` that the flow trains on, computed on demand.
 
-    With a reference pool (``X`` None) the residuals are fixed and already in ``rows``.
+    Row i's residual is ``X[i] - X[reference_index[i]]`` (float32), so ``X`` may be a
+    :class:`~skuad.base.ScaledRows` and a batch densifies only its rows and their
+    references. Indexed as an array of shape ``(n_samples, n_features + 1)``, by a slice or
+    row numbers.
     """
 
-    def __init__(self, rows, X, groups, is_normal, n_reference, rng, warmup_epochs):
-        self.rows = rows
+    def __init__(self, X, is_anomaly):
         self.X = X
+        self.is_anomaly = np.asarray(is_anomaly, dtype=np.float32)
+        self.reference_index = None
+        self.shape = (X.shape[0], X.shape[1] + 1)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            index = np.arange(*index.indices(len(self)))
+        index = np.asarray(index)
+        flat = index.ravel()
+        rows = np.empty((len(flat), self.shape[1]), dtype=np.float32)
+        np.subtract(self.X[flat], self.X[self.reference_index[flat]], out=rows[:, :-1])
+        rows[:, -1] = self.is_anomaly[flat]
+        return rows.reshape(*index.shape, self.shape[1])
+
+    def fill(self, out):
+        """Write every row into the float32 array ``out``, a chunk at a time."""
+        for start in range(0, len(self), _MAX_SCORING_ROWS):
+            out[start : start + _MAX_SCORING_ROWS] = self[start : start + _MAX_SCORING_ROWS]
+
+
+class _ReferenceRedraw(Callback):
+    """Before every epoch, switch the boundary term on once the warm-up epochs are over, and
+    (few-shot references, ``redraw``) give each training row a fresh reference draw, and so a
+    new residual: in ``residual_rows``, and written in place into ``dense_rows``, the array
+    skorch trains on for dense input (None for sparse input, trained on ``residual_rows``).
+
+    With a reference pool the residuals are fixed and set before training.
+    """
+
+    def __init__(
+        self, residual_rows, dense_rows, redraw, groups, is_normal, n_reference, rng, warmup_epochs
+    ):
+        self.residual_rows = residual_rows
+        self.dense_rows = dense_rows
+        self.redraw = redraw
         self.groups = groups
         self.is_normal = is_normal
         self.n_reference = n_reference
@@ -304,15 +376,17 @@ class _ReferenceRedraw(Callback):
         self.warmup_epochs = warmup_epochs
 
     def on_epoch_begin(self, net, **kwargs):
-        if self.X is not None:
-            self.rows[:, :-1] = draw_training_residuals(
-                self.X, self.groups, self.is_normal, self.n_reference, self.rng
+        if self.redraw:
+            self.residual_rows.reference_index = draw_training_references(
+                self.residual_rows.X, self.groups, self.is_normal, self.n_reference, self.rng
             )
+            if self.dense_rows is not None:
+                self.residual_rows.fill(self.dense_rows)
         net.criterion_.boundary_active.fill_(len(net.history) > self.warmup_epochs)
 
     def on_train_end(self, net, **kwargs):
         # The fitted net keeps its callbacks: do not let it carry (and pickle) the training data.
-        self.rows = self.X = self.groups = self.is_normal = None
+        self.residual_rows = self.dense_rows = self.groups = self.is_normal = None
 
 
 @shared_parameter_docs
@@ -704,9 +778,19 @@ class ResADDetector(BaseDeepDetector):
         # The references drawn from the training data, per group: the pool (normal rows,
         # thinned by k-centre selection), known before training, or (few-shot) n_reference
         # random normal rows, drawn after training.
+        # Sparse input (ScaledRows) is read a chunk at a time, never densified whole.
+        sparse = isinstance(X, ScaledRows)
         if pool_regime:
             references = [
-                np.sort(candidates[greedy_k_centre(X[candidates], self.max_references)])
+                np.sort(
+                    candidates[
+                        greedy_k_centre(
+                            X.subset(candidates) if sparse else X[candidates],
+                            self.max_references,
+                            chunk_rows=_MAX_SCORING_ROWS if sparse else None,
+                        )
+                    ]
+                )
                 for candidates in self._normal_rows_per_group(group_codes, is_normal)
             ]
 
@@ -734,21 +818,34 @@ class ResADDetector(BaseDeepDetector):
             quantile=self.boundary_quantile,
             momentum=self.boundary_momentum,
         )
-        rows = np.zeros((n_samples, n_features + 1), dtype=np.float32)
-        rows[:, -1] = is_anomaly
+        residual_rows = _ResidualRows(X, is_anomaly)
         if pool_regime:
             # Fixed residuals: every row against its group's pool; a pool member is matched
             # with the nearest other member (leave-one-out).
+            residual_rows.reference_index = np.empty(n_samples, dtype=np.intp)
             for code, pool in enumerate(references):
+                pool_rows = X[pool]
+                pool_tensor = torch.as_tensor(pool_rows)
+                radius = torch.as_tensor(self._coincidence_radius(pool_rows))
                 members = np.flatnonzero(group_codes == code)
-                rows[members, :-1] = nearest_reference_residuals(
-                    torch.as_tensor(X[members]),
-                    torch.as_tensor(X[pool]),
-                    torch.as_tensor(self._coincidence_radius(X[pool])),
-                ).numpy()
+                for start in range(0, len(members), _MAX_SCORING_ROWS):
+                    part = members[start : start + _MAX_SCORING_ROWS]
+                    nearest = nearest_reference_indices(
+                        torch.as_tensor(X[part]), pool_tensor, radius
+                    )
+                    residual_rows.reference_index[part] = pool[nearest.numpy()]
+        # Dense input trains on the residuals written into one array, as fast to index as any
+        # training set; sparse input on rows computed a batch at a time.
+        dense_rows = None
+        if not sparse:
+            dense_rows = np.zeros((n_samples, n_features + 1), dtype=np.float32)
+            dense_rows[:, -1] = is_anomaly
+            if pool_regime:
+                residual_rows.fill(dense_rows)
         redraw = _ReferenceRedraw(
-            rows,
-            None if pool_regime else X,
+            residual_rows,
+            dense_rows,
+            not pool_regime,
             group_codes,
             is_normal,
             self.n_reference,
@@ -758,7 +855,7 @@ class ResADDetector(BaseDeepDetector):
         self.net_ = self._train(
             network,
             criterion,
-            rows,
+            residual_rows if sparse else dense_rows,
             seed,
             device,
             stage="flow",

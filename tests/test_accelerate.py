@@ -14,6 +14,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.base import clone
 
 from skuad._training import DetectorNet
@@ -100,11 +101,14 @@ def test_two_process_fit_sees_the_same_batches_and_scores_like_a_single_process_
     assert parallel.offset_ == pytest.approx(single.offset_, rel=SCORE_RTOL)
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 @pytest.mark.parametrize("detector", FAST_DETECTORS, ids=detector_id)
-def test_data_parallel_on_one_process_fits_exactly_as_without(detector, blobs):
+def test_data_parallel_on_one_process_fits_exactly_as_without(detector, blobs, sparse):
     # One process: no gradient averaging, the same batches from a DataLoader as from skuad's
     # own loader, so anything the Accelerate path changes beyond that shows as a difference.
+    # Sparse rows reach the DataLoader one row at a time, densified on demand.
     X, _ = blobs
+    X = sp.csr_matrix(X) if sparse else X
     plain = clone(detector).fit(X)
     with data_parallel():
         accelerated = clone(detector).fit(X)

@@ -51,7 +51,7 @@ def fitted(estimator):
 
 def assert_finite_scores(detector, X):
     scores = detector.score_samples(X)
-    assert scores.shape == (len(X),)
+    assert scores.shape == (X.shape[0],)
     assert scores.dtype == np.float64
     assert np.all(np.isfinite(scores)), scores
     labels = detector.predict(X)
@@ -121,6 +121,10 @@ HUGE = {
     "-1e300 in one cell": with_value(-1e300),
     "1e300 everywhere": clean_data() * 1e300,
     "float64 max and min": np.r_[clean_data(), [[np.finfo(float).max, np.finfo(float).min] * 2]],
+    "sparse 1e300 in one cell": sp.csr_matrix(with_value(1e300)),
+    "sparse float64 max and min": sp.csr_matrix(
+        np.r_[clean_data(), [[np.finfo(float).max, np.finfo(float).min] * 2]]
+    ),
 }
 
 

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
 from skuad import CLADDetector
-from skuad.clad import StudentTClassifier, _ClusteringNetwork, odin_score
+from skuad.clad import StudentTClassifier, _ClusteringNetwork, count_distinct_rows, odin_score
 from skuad.losses import (
     DECLoss,
     dec_soft_assignment,
@@ -230,6 +230,15 @@ def test_single_cluster_falls_back_to_kernel_score(three_blobs):
         codes = detector.encoder_(torch.as_tensor(detector._scale(X[:5]))).double()
     sq = ((codes.numpy() - detector.cluster_centers_[0]) ** 2).sum(1)
     np.testing.assert_allclose(detector.score_samples(X[:5]), -np.log1p(sq), rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_rows", [5, 3000])
+def test_distinct_rows_are_counted_as_numpy_counts_them_up_to_the_cap(n_rows):
+    rng = np.random.RandomState(0)
+    X = rng.choice([-1.0, -0.0, 0.0, 2.0], size=(n_rows, 2))  # -0.0 equals 0.0
+    n_distinct = len(np.unique(X, axis=0))
+    for at_most in (1, n_distinct - 1, n_distinct, n_distinct + 5):
+        assert count_distinct_rows(X, at_most) == min(at_most, n_distinct)
 
 
 def test_identical_rows_do_not_crash():

@@ -16,6 +16,7 @@ from sklearn.preprocessing import OneHotEncoder
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
 from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector
+from skuad.base import _MAX_SCORING_ROWS, BaseDeepDetector, ScaledRows
 from tests.conftest import FAST_DETECTORS, detector_id
 
 registry = pytest.mark.parametrize("estimator", FAST_DETECTORS, ids=detector_id)
@@ -38,18 +39,88 @@ def mixed_table(n_rows=120, seed=0):
 
 
 # ------------------------------------------------------------------ sparse input
+def sparse_table(n_rows, n_features=6, seed=0):
+    """Rows with about 60 % zeros, a few of them repeated."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n_rows, n_features)) * (rng.uniform(size=(n_rows, n_features)) < 0.4)
+    X[: n_rows // 10] = X[0]
+    return X
+
+
+def fitted_values(detector):
+    """The detector's fitted numbers and arrays, by attribute name."""
+    return {
+        name: value
+        for name, value in vars(detector).items()
+        if name.endswith("_") and isinstance(value, (float, int, np.ndarray))
+    }
+
+
 @registry
-def test_sparse_rows_give_the_scores_of_the_same_dense_rows(estimator):
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(80, 6)) * (rng.uniform(size=(80, 6)) < 0.4)
+def test_sparse_rows_fit_and_score_as_the_same_dense_rows_bit_for_bit(estimator):
+    # Several training batches, and (ResAD) a reference pool thinned by k-centre selection.
+    X = sparse_table(300)
+    estimator = clone(estimator).set_params(batch_size=64)
+    if isinstance(estimator, ResADDetector):
+        estimator.set_params(max_references=100)
     dense = clone(estimator).fit(X)
     sparse = clone(estimator).fit(sp.csr_matrix(X))
-    # The scaler is fitted chunk by chunk on sparse input (partial_fit), which rounds
-    # differently in the last bits; the scores agree to float32 precision.
-    np.testing.assert_allclose(
-        sparse.score_samples(sp.csr_matrix(X)), dense.score_samples(X), rtol=1e-4, atol=1e-5
-    )
-    np.testing.assert_array_equal(sparse.score_samples(sp.csc_matrix(X)), sparse.score_samples(X))
+    np.testing.assert_array_equal(sparse.score_samples(sp.csr_matrix(X)), dense.score_samples(X))
+    np.testing.assert_array_equal(sparse.score_samples(sp.csc_matrix(X)), dense.score_samples(X))
+    dense_values, sparse_values = fitted_values(dense), fitted_values(sparse)
+    assert "offset_" in dense_values and dense_values.keys() == sparse_values.keys()
+    for name, value in dense_values.items():
+        np.testing.assert_array_equal(sparse_values[name], value, err_msg=name)
+
+
+def test_scaled_rows_are_indexed_as_the_scaled_dense_array():
+    X = sparse_table(50)
+    detector = DeepSVDD(epochs=1, random_state=0, device="cpu").fit(X)
+    scaled = detector._scale(X)
+    rows = ScaledRows(sp.csr_matrix(X), detector._network_input)
+    assert len(rows) == 50 and rows.shape == X.shape
+    for index in (slice(3, 20), np.array([4, 4, 0, 49]), np.array([[1, 2], [3, 4]]), 7):
+        np.testing.assert_array_equal(rows[index], scaled[index])
+        assert rows[index].dtype == np.float32
+    np.testing.assert_array_equal(rows.subset(np.array([5, 1]))[0:2], scaled[[5, 1]])
+
+
+@registry
+def test_fit_on_sparse_rows_densifies_a_bounded_number_of_rows_at_a_time(estimator, monkeypatch):
+    # Every dense block made from the sparse training rows (scaled for the network,
+    # densified for the scaler, or given to a training stage) holds at most one chunk of
+    # rows, never the whole set.
+    X = sp.csr_matrix(sparse_table(3 * _MAX_SCORING_ROWS))
+    densified = []
+    network_input = BaseDeepDetector._network_input
+    toarray = sp.csr_matrix.toarray
+    train = BaseDeepDetector._train
+
+    def record_network_input(self, rows):
+        scaled = network_input(self, rows)
+        if sp.issparse(rows):
+            densified.append(len(scaled))
+        return scaled
+
+    def record_toarray(self, *args, **kwargs):
+        dense = toarray(self, *args, **kwargs)
+        densified.append(len(dense))
+        return dense
+
+    def record_train(self, module, criterion, rows, *args, **kwargs):
+        if isinstance(rows, np.ndarray):
+            densified.append(len(rows))
+        return train(self, module, criterion, rows, *args, **kwargs)
+
+    monkeypatch.setattr(BaseDeepDetector, "_network_input", record_network_input)
+    monkeypatch.setattr(BaseDeepDetector, "_train", record_train)
+    monkeypatch.setattr(sp.csr_matrix, "toarray", record_toarray)
+    estimator = clone(estimator).set_params(epochs=1, batch_size=256)
+    if isinstance(estimator, ResADDetector):
+        # The pool it keeps is one chunk of rows at most: a coreset of the training rows.
+        estimator.set_params(max_references=200)
+    estimator.fit(X)
+    assert densified and max(densified) <= _MAX_SCORING_ROWS
 
 
 def test_one_hot_encoded_columns_feed_a_detector_in_a_pipeline():

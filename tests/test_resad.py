@@ -14,11 +14,11 @@ import skuad.resad
 from skuad import ResADDetector
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
 from skuad.resad import (
-    draw_training_residuals,
+    draw_training_references,
     greedy_k_centre,
+    nearest_candidate,
     nearest_reference_indices,
     nearest_reference_residuals,
-    residual_to_nearest,
     sample_without_replacement,
 )
 
@@ -36,14 +36,18 @@ def classes():
 
 
 # ---------------------------------------------------------------------- residuals
-def test_residual_to_nearest_subtracts_the_nearest_candidate():
+def draw_training_residuals(X, groups, is_candidate, n_reference, rng):
+    """Each row's residual against the reference ``draw_training_references`` gives it."""
+    return X - X[draw_training_references(X, groups, is_candidate, n_reference, rng)]
+
+
+def test_nearest_candidate_is_the_nearest_of_each_rows_candidates():
     rng = np.random.RandomState(1)
     x = rng.normal(size=(30, 3))
     candidates = rng.normal(size=(30, 5, 3))
-    residual = residual_to_nearest(x, candidates)
+    nearest = nearest_candidate(x, candidates)
     for i in range(30):
-        distances = np.linalg.norm(x[i] - candidates[i], axis=1)
-        np.testing.assert_allclose(residual[i], x[i] - candidates[i, distances.argmin()])
+        assert nearest[i] == np.linalg.norm(x[i] - candidates[i], axis=1).argmin()
 
 
 def test_nearest_reference_residuals_matches_brute_force():
@@ -185,6 +189,18 @@ def test_greedy_k_centre_picks_the_farthest_row_each_step():
     radius = np.linalg.norm(X[:, None, :] - X[chosen][None], axis=2).min(axis=1).max()
     gaps = np.linalg.norm(X[chosen][:, None] - X[chosen][None], axis=2)
     assert radius <= gaps[~np.eye(25, dtype=bool)].min()
+
+
+@pytest.mark.parametrize("n_features", [1, 5])
+@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 500])
+def test_greedy_k_centre_reading_chunks_picks_the_same_rows(chunk_rows, n_features):
+    # Reading the rows a chunk at a time (sparse input) changes no bit of the selection.
+    rng = np.random.RandomState(13)
+    X = rng.normal(size=(200, n_features)) * rng.uniform(0.1, 100, size=n_features)
+    X = X.astype(np.float32)
+    X[50:60] = X[3]  # ties
+    chosen = greedy_k_centre(X, 40, chunk_rows=chunk_rows)
+    np.testing.assert_array_equal(chosen, greedy_k_centre(X, 40))
 
 
 def test_greedy_k_centre_keeps_every_row_when_they_fit():
@@ -569,7 +585,7 @@ def test_fitted_detector_does_not_carry_the_training_data(classes):
     X, groups, _ = classes
     detector = ResADDetector(**FAST).fit(X, groups=groups)
     redraw = dict(detector.net_.callbacks_)["reference_redraw"]
-    assert redraw.X is None and redraw.rows is None
+    assert redraw.residual_rows is None and redraw.dense_rows is None
 
 
 def test_a_bad_reference_fails_the_fit_inside_its_rollback():
