@@ -513,8 +513,9 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
     def _network_input(self, rows):
         """``_scale(rows)``, refusing values that overflow float32 once scaled.
 
-        Sparse rows are densified and scaled a chunk at a time, straight into the float32
-        array, so a sparse training set costs its dense float32 size and no more.
+        Many sparse rows at once are densified and scaled a chunk at a time, straight into the
+        float32 result, so the result is the only dense copy. (Fit and scoring ask for at
+        most a batch of rows at a time: see ``_training_rows`` and ``_scoring_pass``.)
         """
         if sp.issparse(rows) and rows.shape[0] > _MAX_SCORING_ROWS:
             scaled = np.empty(rows.shape, dtype=np.float32)
