@@ -123,7 +123,7 @@ def bare_loop(detector, X):
     import torch
 
     module = detector._scoring_module.eval()
-    batch_rows = detector._scoring_batch_rows(module)
+    batch_rows = detector._scoring_batch_rows(module, scored=True)
     x_all = torch.as_tensor(detector._scale(X))
 
     def run():
@@ -151,7 +151,7 @@ def child(spec):
         if spec["runner"] == "skuad":
             model.score_samples(X)  # warm up on the same rows as the bare loop does
             _, cpu, mib = measure(lambda: model.score_samples(X))
-            extra = {"batch_rows": model._scoring_batch_rows(model._scoring_module)}
+            extra = {"batch_rows": model._scoring_batch_rows(model._scoring_module, scored=True)}
         elif spec["runner"] == "bare":
             run, batch_rows = bare_loop(model, X)
             run()  # warm up at the real batch shape

@@ -508,12 +508,14 @@ class RowIndependentProducts(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def forward_bytes_per_row(module, n_features):
+def forward_bytes_per_row(module, n_features, then=None):
     """Bytes that ``module`` allocates per input row in one eval-mode forward pass.
 
     Every intermediate tensor is counted as if all were alive at once, so this bounds the
     forward pass's peak from above. Two probe batches of different sizes separate the part
     that grows with the rows from a constant part (for example a reference table's norms).
+    ``then(output, x)``, if given, runs after the module on each probe and what it allocates
+    is counted too (for example the score computed from the output).
     """
     parameter = next(module.parameters())
     module.eval()
@@ -521,8 +523,13 @@ def forward_bytes_per_row(module, n_features):
     totals = []
     for n_rows in probes:
         x = torch.zeros(n_rows, n_features, dtype=parameter.dtype, device=parameter.device)
-        with torch.no_grad(), RowIndependentProducts(), _OutputBytes() as counter:
-            module(x)
+        # The counter is entered first, so that it also sees the products that
+        # RowIndependentProducts computes inside its own handler (their temporaries are the
+        # largest tensors of a narrow layer).
+        with torch.no_grad(), _OutputBytes() as counter, RowIndependentProducts():
+            output = module(x)
+            if then is not None:
+                then(output, x)
         totals.append(counter.total)
     return max(totals[1] - totals[0], 0) / (probes[1] - probes[0])
 

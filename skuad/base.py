@@ -535,23 +535,33 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
         return scaled
 
     # ------------------------------------------------------------------ scoring
-    def _scoring_row_bytes(self, module):
+    def _scoring_row_bytes(self, module, scored=False):
         """Memory one row costs to score: its float64 and float32 copies on the way in plus
         what the network allocates for it (:func:`~skuad._training.forward_bytes_per_row`,
-        which counts every intermediate tensor and so errs on the safe side)."""
+        which counts every intermediate tensor and so errs on the safe side). With
+        ``scored``, ``module`` is the scoring module and the score's own float64 arithmetic
+        (``_score_batch``) is counted too: for a reconstruction error it holds several
+        float64 copies of each row."""
         n_features = self.n_features_in_
-        return n_features * (8 + 8 + 4) + forward_bytes_per_row(module, n_features)
+        score = None
+        if scored:
 
-    def _scoring_batch_rows(self, module):
+            def score(output, x):
+                return self._score_batch(_as_float64(output), x)
+
+        return n_features * (8 + 8 + 4) + forward_bytes_per_row(module, n_features, then=score)
+
+    def _scoring_batch_rows(self, module, scored=False):
         """Rows per scoring batch: as many as fit in ``working_memory`` MiB, at most 1,024.
 
         ``working_memory=None`` takes scikit-learn's ``working_memory`` setting. The count is
-        rounded down to a multiple of 8 (a whole number of vector-kernel tiles).
+        rounded down to a multiple of 8 (a whole number of vector-kernel tiles). ``scored``:
+        see ``_scoring_row_bytes``.
         """
         working_memory = self.working_memory
         if working_memory is None:
             working_memory = get_config()["working_memory"]
-        row_bytes = self._scoring_row_bytes(module)
+        row_bytes = self._scoring_row_bytes(module, scored)
         n_rows = min(int(working_memory * 2**20 // row_bytes), _MAX_SCORING_ROWS)
         if n_rows < 1:
             warnings.warn(
@@ -586,7 +596,7 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
         batches = forward_in_batches(
             module,
             X,
-            self._scoring_batch_rows(module),
+            self._scoring_batch_rows(module, scored=True),
             transform=self._network_input,
             fixed_shape=True,
         )

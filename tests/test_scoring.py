@@ -12,6 +12,7 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector
+from skuad._training import _OutputBytes
 from skuad.base import _transform_to_float32
 
 IMAGE = (1, 8, 8)
@@ -64,10 +65,10 @@ def test_scores_do_not_depend_on_the_other_rows_bit_for_bit(detector, working_me
     if small:
         # A budget of a dozen rows, so that rows move between batches and batch positions.
         probe = _fitted(detector, X, 64)
-        working_memory = 12 * probe._scoring_row_bytes(probe._scoring_module) / 2**20
+        working_memory = 12 * probe._scoring_row_bytes(probe._scoring_module, scored=True) / 2**20
     fitted = _fitted(detector, X, working_memory)
     if small:
-        assert 8 <= fitted._scoring_batch_rows(fitted._scoring_module) < len(X)
+        assert 8 <= fitted._scoring_batch_rows(fitted._scoring_module, scored=True) < len(X)
     full = fitted.score_samples(X)
     assert full.dtype == np.float64
     rng = np.random.RandomState(0)
@@ -100,6 +101,28 @@ def test_narrow_networks_score_each_row_independently_of_its_position(detector):
     for _ in range(3):
         rows = rng.permutation(len(X))
         np.testing.assert_array_equal(fitted.score_samples(X[rows]), full[rows])
+
+
+def _torch_bytes_while(function):
+    """Bytes of every tensor that torch functions return while ``function()`` runs."""
+    with _OutputBytes() as counter:
+        function()
+    return counter.total
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: type(d).__name__)
+def test_one_scoring_batch_stays_within_working_memory(detector, digits):
+    # What one more batch costs: scoring two batches minus scoring one (the batch-size
+    # probes and any per-call constant cancel out). Every tensor counts as if all were alive
+    # at once, so this bounds the batch's peak from above, score arithmetic included.
+    budget_mib = 0.25
+    fitted = _fitted(detector, digits, budget_mib)
+    rows = fitted._scoring_batch_rows(fitted._scoring_module, scored=True)
+    X = np.tile(digits, (-(-2 * rows // len(digits)), 1))
+    one = _torch_bytes_while(lambda: fitted.score_samples(X[:rows]))
+    two = _torch_bytes_while(lambda: fitted.score_samples(X[: 2 * rows]))
+    centred_copy = rows * X.shape[1] * 8  # the one NumPy copy torch does not see
+    assert two - one + centred_copy <= budget_mib * 2**20
 
 
 def test_a_conv_net_gets_fewer_rows_per_batch_than_an_mlp_within_the_same_budget(digits):
