@@ -476,6 +476,20 @@ def _tensors_in(result):
 # Matrix products with at most this many output columns are computed row by row at scoring
 # time (see RowIndependentProducts); wider ones keep the BLAS kernel.
 _FEW_COLUMNS = 16
+# Such a product's elementwise temporary (rows x columns x inner), and its gradient when an
+# input gradient is taken (CLAD's ODIN step), is built for pieces of rows of at most this
+# many bytes, so that it stays small whatever the batch size.
+_PRODUCT_PIECE_BYTES = 2**20
+
+
+def _in_row_pieces(product, x, elements_per_row):
+    """``product(x)``, computed on consecutive pieces of ``x``'s rows (its first axis) whose
+    temporaries hold at most ``_PRODUCT_PIECE_BYTES``; each row's result is the same, bit for
+    bit, as the products below sum each row's own terms in one order."""
+    rows = max(1, _PRODUCT_PIECE_BYTES // (elements_per_row * x.element_size()))
+    if x.shape[0] <= rows:
+        return product(x)
+    return torch.cat([product(piece) for piece in x.split(rows)])
 
 
 class RowIndependentProducts(TorchFunctionMode):
@@ -499,12 +513,21 @@ class RowIndependentProducts(TorchFunctionMode):
             x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
             if weight.shape[0] <= _FEW_COLUMNS:
-                out = (x.unsqueeze(-2) * weight).sum(dim=-1)
+
+                def product(rows):
+                    return (rows.unsqueeze(-2) * weight).sum(dim=-1)
+
+                if x.dim() < 2:  # one unbatched row
+                    out = product(x)
+                else:
+                    out = _in_row_pieces(product, x, math.prod(x.shape[1:-1]) * weight.numel())
                 return out if bias is None else out + bias
         elif func in self._MATMULS and len(args) == 2 and not kwargs:
             a, b = args
             if a.dim() == 2 and b.dim() == 2 and b.shape[1] <= _FEW_COLUMNS:
-                return (a[:, :, None] * b[None, :, :]).sum(dim=1)
+                return _in_row_pieces(
+                    lambda rows: (rows[:, :, None] * b[None, :, :]).sum(dim=1), a, b.numel()
+                )
         return func(*args, **kwargs)
 
 

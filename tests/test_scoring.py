@@ -8,11 +8,13 @@ split across batches. Each case below fails if batches are sent at their natural
 import numpy as np
 import pytest
 import sklearn
+import torch
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from torch.overrides import TorchFunctionMode
 
-from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector
-from skuad._training import _OutputBytes
+from skuad import CLADDetector, DeepSVDD, LAMPAutoencoderDetector, ResADDetector, _training
+from skuad._training import RowIndependentProducts, _OutputBytes
 from skuad.base import _transform_to_float32
 
 IMAGE = (1, 8, 8)
@@ -101,6 +103,44 @@ def test_narrow_networks_score_each_row_independently_of_its_position(detector):
     for _ in range(3):
         rows = rng.permutation(len(X))
         np.testing.assert_array_equal(fitted.score_samples(X[rows]), full[rows])
+
+
+class _LargestTensor(TorchFunctionMode):
+    """Records the size of the largest tensor (not a view) a torch function returns while
+    active."""
+
+    nbytes = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if isinstance(result, torch.Tensor) and result._base is None:
+            self.nbytes = max(self.nbytes, result.numel() * result.element_size())
+        return result
+
+
+@pytest.mark.parametrize(
+    "product",
+    [
+        lambda x, w: torch.nn.functional.linear(x, w),
+        lambda x, w: torch.nn.functional.linear(x.reshape(50, 4, -1), w).reshape(200, -1),
+        lambda x, w: x @ w.T,
+    ],
+    ids=["linear", "linear-3d", "matmul"],
+)
+def test_narrow_products_in_row_pieces_equal_the_whole_and_bound_temporaries(product, monkeypatch):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 24, generator=generator)
+    w = torch.randn(6, 24, generator=generator)
+    with torch.no_grad(), RowIndependentProducts():
+        whole = product(x, w)
+    piece_bytes = 4 * 6 * 24 * 8  # temporaries of 8 rows at a time
+    monkeypatch.setattr(_training, "_PRODUCT_PIECE_BYTES", piece_bytes)
+    with torch.no_grad(), _LargestTensor() as largest, RowIndependentProducts():
+        pieces = product(x, w)
+    torch.testing.assert_close(pieces, whole, rtol=0, atol=0)
+    # Nothing larger than a piece's temporary or the result; whole, the temporary would be
+    # 200 x 6 x 24 values.
+    assert largest.nbytes <= max(piece_bytes, whole.numel() * whole.element_size())
 
 
 def _torch_bytes_while(function):
