@@ -23,9 +23,7 @@ Scripts import it as ``import _common`` (Python puts the script's folder on ``sy
 import argparse
 import csv
 import math
-import os
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -128,44 +126,40 @@ def timed_fit(model, X, *args, **kwargs):
 class PeakRSS:
     """Peak resident memory growth (MiB) of this process while the block runs.
 
-    A thread samples ``/proc/self/statm`` every ``interval`` seconds (Linux only; elsewhere
-    ``peak_mib`` is NaN). It sees everything the process holds -- NumPy, torch, C libraries --
-    unlike ``tracemalloc``, which sees Python allocations only. It is the growth above the
-    level at entry. Freed memory is handed back to the OS first (glibc's ``malloc_trim``) so
-    that little of what earlier runs freed is silently reused, but pools that libraries keep
-    (torch's, BLAS buffers) are not counted again: read it as a lower bound on the run's own
-    footprint.
+    Linux keeps the process's resident high-water mark (``VmHWM`` in ``/proc/self/status``);
+    entering the block resets it to the current resident size (``/proc/self/clear_refs``), so
+    on exit it is the block's exact peak, with no sampling gaps. It sees everything the
+    process holds -- NumPy, torch, C libraries -- unlike ``tracemalloc``, which sees Python
+    allocations only. ``peak_mib`` is the growth above the level at entry (NaN where the
+    files are missing). Freed memory is handed back to the OS first (glibc's
+    ``malloc_trim``) so that little of what earlier runs freed is silently reused, but pools
+    that libraries keep (torch's, BLAS buffers) are not counted again: read it as a lower
+    bound on the run's own footprint.
     """
 
-    _STATM = Path("/proc/self/statm")
+    _STATUS = Path("/proc/self/status")
+    _CLEAR_REFS = Path("/proc/self/clear_refs")
 
-    def __init__(self, interval=0.005):
-        self.interval = interval
+    def __init__(self):
         self.peak_mib = math.nan
 
-    def _rss(self):
-        return int(self._STATM.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _sample(self):
-        while not self._stop.wait(self.interval):
-            self._peak = max(self._peak, self._rss())
+    def _kib(self, field):
+        for line in self._STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KeyError(field)
 
     def __enter__(self):
-        self._available = self._STATM.exists()
+        self._available = self._STATUS.exists() and self._CLEAR_REFS.exists()
         if self._available:
             _release_free_memory()
-            self._start = self._peak = self._rss()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
+            self._CLEAR_REFS.write_text("5")  # VmHWM := VmRSS
+            self._start = self._kib("VmRSS")
         return self
 
     def __exit__(self, *exc):
         if self._available:
-            self._stop.set()
-            self._thread.join()
-            self._peak = max(self._peak, self._rss())
-            self.peak_mib = (self._peak - self._start) / 2**20
+            self.peak_mib = max(self._kib("VmHWM") - self._start, 0) / 1024
         return False
 
 

@@ -17,8 +17,8 @@ Two parts, each a sub-command:
     sets at 10k, 100k and all rows (a seeded random subset of the rows): fit time, scoring
     time and peak memory growth during fit and during scoring. Each configuration runs in a
     fresh Python process so that no memory pool from an earlier run is reused. Peak memory is
-    resident-set growth sampled every 5 ms (``PeakRSS`` of benchmarks/_common.py), above the
-    level reached once the data are loaded. The sets are read from ``classical/`` of the data
+    the growth of the resident high-water mark (``PeakRSS`` of benchmarks/_common.py), above
+    the level reached once the data are loaded. The sets are read from ``classical/`` of the data
     directory (``--data-dir``, else ``$SKUAD_DATA_DIR``, else ../shared/data/adbench).
 
 ``--output`` (and, for ``overhead``, ``--pyod-output``) write the fit figures as the CSV files

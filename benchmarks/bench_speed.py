@@ -44,30 +44,13 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------------------- measuring
-def _memory_kib():
-    """``(peak, current)`` resident set size of this process, in KiB."""
-    fields = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(("VmHWM", "VmRSS")):
-                fields[line.split(":")[0]] = int(line.split()[1])
-    return fields["VmHWM"], fields["VmRSS"]
-
-
-def _reset_peak():
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-
-
 def measure(function):
     """``(result, cpu_seconds, peak_extra_mib)`` of calling ``function()``."""
-    _reset_peak()
-    _, before = _memory_kib()
-    cpu_start = time.process_time()
-    result = function()
-    cpu = time.process_time() - cpu_start
-    peak, _ = _memory_kib()
-    return result, cpu, max(peak - before, 0) / 1024
+    with _common.PeakRSS() as memory:
+        cpu_start = time.process_time()
+        result = function()
+        cpu = time.process_time() - cpu_start
+    return result, cpu, memory.peak_mib
 
 
 # ---------------------------------------------------------------------------- data

@@ -1,7 +1,6 @@
 """benchmarks/_common.py: what every benchmark script shares (it is not part of the package)."""
 
 import importlib.util
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,10 @@ def common():
 def test_peak_rss_sees_a_large_allocation(common):
     with common.PeakRSS() as memory:
         block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
-        time.sleep(0.05)  # let the sampling thread see it
         del block
     if np.isnan(memory.peak_mib):
-        pytest.skip("/proc/self/statm is not available on this platform")
-    assert memory.peak_mib > 32
+        pytest.skip("/proc/self/status or clear_refs is not available on this platform")
+    assert 60 < memory.peak_mib < 80  # the block's 64 MiB, however briefly it was held
 
 
 def test_auroc_takes_normality_scores_and_anomaly_labels(common):
