@@ -156,7 +156,11 @@ def nearest_reference_indices(x, references, coincidence_radius=None):
             # Skip the first coinciding reference of each row, once over all chunks.
             to_skip = coincide.any(dim=1) & ~skipped
             first = coincide.to(torch.int8).argmax(dim=1)
-            distances[to_skip, first[to_skip]] = float("inf")
+            # A mask, not boolean indexing: no host synchronisation per chunk on a GPU.
+            columns = torch.arange(distances.shape[1], device=distances.device)
+            distances.masked_fill_(
+                to_skip[:, None] & (columns[None, :] == first[:, None]), float("inf")
+            )
             skipped |= to_skip
             chunk_best, chunk_index = distances.min(dim=1)
             closer = chunk_best < best  # strict: ties keep the earlier chunk's lower index
@@ -682,8 +686,7 @@ class ResADDetector(BaseDeepDetector):
         if self.reference is not None:
             # offset_ is calibrated on these scores, taken against the references drawn from
             # the training rows (the training classes); the given ones score from now on.
-            reference = self._validate_input(self.reference, reset=False)
-            self._use_reference(reference, np.zeros(reference.shape[0], dtype=int))
+            self._use_given_reference(self._validate_input(self.reference, reset=False))
         return train_scores
 
     def set_reference(self, X_ref, X_calib=None):
@@ -703,15 +706,19 @@ class ResADDetector(BaseDeepDetector):
             The detector, now scoring against ``X_ref``.
         """
         check_is_fitted(self)
-        X_ref = self._validate_input(X_ref, reset=False).astype(np.float64)
+        X_ref = self._validate_input(X_ref, reset=False)
         if X_calib is not None:
             X_calib = self._validate_input(X_calib, reset=False)
-        self._use_reference(X_ref, np.zeros(X_ref.shape[0], dtype=int))
+        self._use_given_reference(X_ref)
         if X_calib is not None:
             self.offset_ = self._offset_from(self._score_rows(X_calib))
         return self
 
     # ------------------------------------------------------------------ the method
+    def _use_given_reference(self, reference):
+        """Score against the user's validated ``reference`` rows, all of one class."""
+        self._use_reference(reference, np.zeros(reference.shape[0], dtype=int))
+
     def _use_reference(self, reference, reference_group, scaled=None):
         """Score against ``reference`` (input units); ``scaled``: its known scaled rows."""
         # Kept dense, whatever the input's format: distances to them are computed densely.
@@ -873,8 +880,9 @@ class ResADDetector(BaseDeepDetector):
         # Scored against these (a training row that is a reference is matched with the
         # nearest other one), the training rows calibrate offset_.
         reference_rows = np.concatenate(references)
+        scaled_references = X[reference_rows]
         self._use_reference(
-            self._unscale(X[reference_rows]), group_codes[reference_rows], X[reference_rows]
+            self._unscale(scaled_references), group_codes[reference_rows], scaled_references
         )
 
     def _normal_rows_per_group(self, group_codes, is_normal):
