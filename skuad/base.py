@@ -146,6 +146,12 @@ class ScaledRows:
         return ScaledRows(self.X[index], self.transform)
 
 
+def seed_from(random_state):
+    """The one int seed of a fit (for :func:`~skuad._training.seeded`), drawn from a
+    scikit-learn ``random_state``."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
 def _as_float64(output):
     """A network output (a tensor or a tuple of tensors) in float64."""
     if isinstance(output, tuple):
@@ -385,7 +391,7 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
             self._check_params()
             X = self._validate_input(X, reset=True)
             device = resolve_device(self.device)
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            seed = seed_from(self.random_state)
             self.scaler_ = self._fit_scaler(X)
             self.history_ = {}
             with seeded(seed):

@@ -463,16 +463,10 @@ def run_benchmark(
     from tqdm.auto import tqdm
 
     params = params or {}
-    jobs = [
-        (name, protocol, seed, detector)
-        for name in datasets
-        for protocol in protocols
-        for seed in seeds
-        for detector in detectors
-    ]
     warm_up(detectors, params, device)
     results = []
-    bar = tqdm(total=len(jobs), disable=not progress, unit="fit")
+    n_fits = len(datasets) * len(protocols) * len(seeds) * len(detectors)
+    bar = tqdm(total=n_fits, disable=not progress, unit="fit")
     for dataset_name, (X, y) in datasets.items():
         for protocol in protocols:
             for seed in seeds:

@@ -172,8 +172,8 @@ def bench(args, out=None):
             f"no data directory: pass --data-dir or set ${benchmark.DATA_DIR_ENV} "
             "(a folder of ADBench .npz files)."
         )
-    detectors = args.detectors or benchmark.available_detectors()
     known = benchmark.available_detectors()
+    detectors = args.detectors or known
     unknown = [name for name in detectors if name not in known]
     if unknown:
         raise ValueError(

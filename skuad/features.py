@@ -20,7 +20,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -28,6 +27,7 @@ from torch.nn import functional as F
 
 from skuad._doc_link import DocLinkMixin
 from skuad._training import resolve_device, seeded
+from skuad.base import seed_from
 
 #: Per-channel mean and standard deviation of ImageNet, which torchvision's weights expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -346,8 +346,7 @@ class ImageEmbedder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
     # ------------------------------------------------------------------ backbone
     def _build_backbone(self):
         if isinstance(self.backbone, str):
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-            with seeded(seed):
+            with seeded(seed_from(self.random_state)):
                 backbone = _torchvision_backbone(self.backbone, self.weights)
         else:
             if self.weights is not None:

@@ -173,12 +173,9 @@ class _AccelerateAdapter:
             if getattr(callback, "sink", None) == self.accelerator.print:
                 callback.sink = print
         net.device = str(next(net.module_.parameters()).device)
-        net.__class__ = _PLAIN_CLASS[type(net)]
+        net.__class__ = type(net).plain_class
         self.accelerator.free_memory()
         return net
-
-
-_PLAIN_CLASS = {}
 
 
 @functools.cache
@@ -193,9 +190,9 @@ def _accelerated(net_class):
             "__module__": __name__,
             "__doc__": f"{net_class.__name__} trained through Accelerate.",
             "_initialize_accelerator": _initialize_accelerator,
+            "plain_class": net_class,  # what the fitted net turns back into
         },
     )
-    _PLAIN_CLASS[accelerated] = net_class
     return accelerated
 
 
