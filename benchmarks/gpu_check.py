@@ -3,7 +3,7 @@
 What it does, in one process (plus two subprocesses):
 
 1. runs the tests that skip without CUDA (``pytest tests/test_base.py
-   tests/test_persistence.py -k cuda``);
+   tests/test_persistence.py tests/test_features.py -k cuda``);
 2. fits and scores every detector on the device, on a table (``--rows`` x 32 standard-normal
    features) and on 28x28 images (scikit-learn's 8x8 digits upscaled to 28x28 with noise,
    ``--images`` of them; convolutional networks through ``image_shape=(1, 28, 28)``, ResAD on
@@ -15,7 +15,8 @@ What it does, in one process (plus two subprocesses):
    fully connected networks agree far closer);
 4. fits and scores the same detectors on the CPU (all cores torch sees) and reports rows per
    second, fit and score, on both devices. Times are wall-clock seconds, the device
-   synchronised before each reading.
+   synchronised before each reading. On CUDA it also reports the most GPU memory that scoring
+   allocated beyond the fitted model (``score_peak_device_mib``), which batching bounds.
 
 Figures are printed and written to ``--out`` (``gpu_check.csv``, ``pytest.log``,
 ``summary.json``). The exit status is non-zero when a test fails or a CPU score is out of
@@ -60,6 +61,7 @@ FIELDS = [
     "score_s",
     "score_rows_per_s",
     "cpu_rescore_max_rel_diff",
+    "score_peak_device_mib",
 ]
 
 
@@ -115,9 +117,15 @@ def timed(device, function, *args):
 
 
 def fit_and_score(detector, X, device):
+    """Fit and score ``X``; also the peak GPU memory scoring added (MiB; None on the CPU)."""
     detector, fit_s = timed(device, detector.fit, X)
+    on_cuda = torch.device(device).type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
     scores, score_s = timed(device, detector.score_samples, X)
-    return detector, scores, fit_s, score_s
+    peak_mib = (torch.cuda.max_memory_allocated(device) - before) / 2**20 if on_cuda else None
+    return detector, scores, fit_s, score_s, peak_mib
 
 
 def run_cuda_tests(out_dir):
@@ -129,6 +137,7 @@ def run_cuda_tests(out_dir):
             "pytest",
             "tests/test_base.py",
             "tests/test_persistence.py",
+            "tests/test_features.py",
             "-k",
             "cuda",
             "-q",
@@ -218,7 +227,7 @@ def main(argv=None):
         for data_kind, X in datasets.items():
             for detector in detectors(data_kind, args.device, args.epochs):
                 name = type(detector).__name__
-                fitted, scores, fit_s, score_s = fit_and_score(detector, X, args.device)
+                fitted, scores, fit_s, score_s, peak_mib = fit_and_score(detector, X, args.device)
                 stem = f"{name}_{data_kind}"
                 joblib.dump(fitted, model_dir / f"{stem}.joblib")
                 np.save(model_dir / f"{stem}.npy", X)
@@ -232,12 +241,13 @@ def main(argv=None):
                         "rows": len(X),
                         "fit_s": fit_s,
                         "score_s": score_s,
+                        "score_peak_device_mib": peak_mib,
                     }
                 )
                 print(f"{stem} on {args.device}: fit {fit_s:.2f} s, score {score_s:.3f} s")
                 for cpu_detector in detectors(data_kind, "cpu", args.epochs):
                     if type(cpu_detector) is type(detector):
-                        _, _, cpu_fit_s, cpu_score_s = fit_and_score(cpu_detector, X, "cpu")
+                        _, _, cpu_fit_s, cpu_score_s, _ = fit_and_score(cpu_detector, X, "cpu")
                 rows.append(
                     {
                         "detector": name,
@@ -283,14 +293,16 @@ def main(argv=None):
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(
         f"{'detector':25s} {'data':7s} {'role':13s} {'fit rows/s':>12s} {'score rows/s':>13s} "
-        f"{'CPU rescore diff':>16s}"
+        f"{'CPU rescore diff':>16s} {'score peak GPU MiB':>18s}"
     )
     for row in rows:
         diff = row.get("cpu_rescore_max_rel_diff")
+        peak = row.get("score_peak_device_mib")
         print(
             f"{row['detector']:25s} {row['data']:7s} {row['role']:13s} "
             f"{row['fit_rows_per_s']:12,.0f} {row['score_rows_per_s']:13,.0f} "
-            f"{'' if diff is None else f'{diff:.2e}':>16s}"
+            f"{'' if diff is None else f'{diff:.2e}':>16s} "
+            f"{'' if peak is None else f'{peak:.1f}':>18s}"
         )
     print("FAILED: " + "; ".join(failures) if failures else "All checks passed.")
     return 1 if failures else 0

@@ -120,6 +120,16 @@ class InterruptibleNet(NeuralNet):
     means to end training early raises :class:`StopTraining` instead.
     """
 
+    # skorch pickles the attributes named here (as prefixes) apart and loads them with a
+    # device map, so that a net trained on CUDA loads on a machine without it; everything else
+    # is pickled as is, its tensors tied to their device. skuad hands skorch a built module and
+    # criterion (the ``module`` and ``criterion`` parameters are ``module_`` and ``criterion_``
+    # themselves) and callbacks, a user's of which may hold tensors, so these parameters join
+    # ``module_``, ``criterion_`` and ``optimizer_`` there (one pickle: ``module`` and
+    # ``module_`` stay one object, stored once). The seeded shuffling generator stays out: it
+    # is a CPU generator, whose state must load as a CPU tensor, also on a CUDA machine.
+    cuda_dependent_attributes_ = ["module", "criterion", "callbacks"]
+
     def fit_loop(self, X, y=None, **fit_params):
         self._modes_set = {}
         try:

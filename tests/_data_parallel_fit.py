@@ -1,7 +1,7 @@
 """One detector fit, recorded batch by batch: run in each process of a data-parallel launch by
 tests/test_accelerate.py, and imported by it for the single-process fit it compares with.
 
-    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 \\
+    CUDA_VISIBLE_DEVICES= ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 \\
         tests/_data_parallel_fit.py OUT_DIR
 """
 

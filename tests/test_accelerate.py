@@ -1,7 +1,8 @@
 """Data-parallel training through Accelerate (skuad.parallel.data_parallel).
 
 The two-process test starts the documented command, ``accelerate launch --multi_gpu
---num_processes 2``, on CPU (``ACCELERATE_USE_CPU=1``: gloo backend, no GPU or MPI needed).
+--num_processes 2``, on CPU (``ACCELERATE_USE_CPU=1``: gloo backend, no GPU or MPI needed; GPUs
+hidden with ``CUDA_VISIBLE_DEVICES=""``).
 """
 
 import io
@@ -25,6 +26,14 @@ pytest.importorskip("accelerate")
 
 from skuad.parallel import data_parallel  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def accelerate_on_the_cpu(monkeypatch):
+    # These fits are compared with CPU fits; on a machine with a GPU, the default accelerator
+    # would train on it (its device replaces the detectors').
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+
+
 REPO = Path(__file__).resolve().parents[1]
 # Both fits train in float32; the two processes average their gradients (each the mean over
 # half a batch) where one process takes the mean over the whole batch, so the weights differ by
@@ -42,6 +51,8 @@ def launch_two_processes(out_dir, home):
     env = {
         **os.environ,
         "ACCELERATE_USE_CPU": "1",
+        # On a machine with GPUs too: Accelerate's barrier would ask for one GPU per process.
+        "CUDA_VISIBLE_DEVICES": "",
         "OMP_NUM_THREADS": "1",
         # No accelerate config of the user's (~/.cache/huggingface) is read.
         "HF_HOME": str(home),

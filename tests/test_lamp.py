@@ -129,7 +129,11 @@ def test_same_factor_and_seed_give_identical_weights(table):
 def test_plain_setting_equals_an_unamplified_autoencoder_trained_the_same_way(table, amplify_per):
     epochs, random_state = 4, 3
     detector = LAMPAutoencoderDetector(
-        amplification=0.0, amplify_per=amplify_per, epochs=epochs, random_state=random_state
+        amplification=0.0,
+        amplify_per=amplify_per,
+        epochs=epochs,
+        random_state=random_state,
+        device="cpu",  # compared with CPU training below, bit for bit
     ).fit(table)
 
     # The same autoencoder and schedule, trained by hand with the ordinary MSE criterion.
@@ -146,7 +150,9 @@ def test_plain_setting_equals_an_unamplified_autoencoder_trained_the_same_way(ta
 
 
 def test_score_is_minus_the_plain_error_in_scaled_space_without_clipping(table):
-    detector = LAMPAutoencoderDetector(amplification=10.0, epochs=3, random_state=0).fit(table)
+    detector = LAMPAutoencoderDetector(
+        amplification=10.0, epochs=3, random_state=0, device="cpu"
+    ).fit(table)
     X = np.vstack([table[:5], table[:1] + 50.0])  # the last row is far outside [0, 1]
     scaled = torch.as_tensor(detector.scaler_.transform(X))
     module = detector.net_.module_.double().eval()
@@ -157,9 +163,9 @@ def test_score_is_minus_the_plain_error_in_scaled_space_without_clipping(table):
 
 
 def test_l1_metric_scores_with_the_absolute_error(table):
-    detector = LAMPAutoencoderDetector(reconstruction_error="l1", epochs=2, random_state=0).fit(
-        table
-    )
+    detector = LAMPAutoencoderDetector(
+        reconstruction_error="l1", epochs=2, random_state=0, device="cpu"
+    ).fit(table)
     scaled = torch.as_tensor(detector.scaler_.transform(table))
     with torch.no_grad():
         expected = -(detector.net_.module_.double()(scaled) - scaled).abs().mean(dim=1).numpy()

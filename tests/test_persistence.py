@@ -1,6 +1,7 @@
 """Saving and loading every registry estimator: exact round trips, versions, devices."""
 
 import copy
+import io
 import pickle
 import re
 import warnings
@@ -11,6 +12,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from skorch import NeuralNet
+from skorch.callbacks import Callback
 
 import skuad
 from skuad import SkuadVersionWarning
@@ -94,6 +96,48 @@ def test_a_model_saved_for_cuda_loads_and_scores_on_a_cpu_only_machine(estimator
         assert torch.device(net.device).type == "cpu"
         assert all(p.device.type == "cpu" for p in net.module_.parameters())
     np.testing.assert_allclose(restored.score_samples(X), expected, rtol=1e-6)
+
+
+class _TensorFinder(pickle.Pickler):
+    """Pickles to nowhere, recording the shape of every tensor it meets itself.
+
+    CPU generators are passed over: their state is a CPU tensor, which loads on any machine
+    (and must stay one, so it cannot go through a device map).
+    """
+
+    def __init__(self):
+        super().__init__(io.BytesIO())
+        self.tensor_shapes = []
+
+    def reducer_override(self, obj):
+        if isinstance(obj, torch.Generator):
+            assert obj.device.type == "cpu"
+            return object, ()
+        if isinstance(obj, torch.Tensor):
+            self.tensor_shapes.append(tuple(obj.shape))
+        return NotImplemented
+
+
+class _KeepsAWeight(Callback):
+    """A user's callback that keeps a tensor: a copy of the first weight after training."""
+
+    def on_train_end(self, net, **kwargs):
+        self.first_weight = next(net.module_.parameters()).detach().clone()
+
+
+@registry
+def test_every_tensor_of_a_net_is_pickled_where_skorch_maps_its_device(estimator, X):
+    # skorch pickles a few attributes of a net apart and loads them with a device map (to the
+    # CPU when CUDA is missing); a tensor pickled anywhere else keeps its device, so a model
+    # trained on a GPU would not load without one. Pickling a fitted net must therefore meet
+    # no tensor itself, whatever holds it: the module, the criterion, a callback.
+    detector = clone(estimator).set_params(callbacks=[_KeepsAWeight()]).fit(X)
+    nets = skorch_nets(detector)
+    assert nets, "expected the fitted networks to be held in skorch nets"
+    for net in nets:
+        finder = _TensorFinder()
+        finder.dump(net)
+        assert finder.tensor_shapes == []
 
 
 @requires_cuda
