@@ -34,7 +34,6 @@ benchmarks/results/overhead/. Examples::
 
 import argparse
 import copy
-import csv
 import json
 import math
 import statistics
@@ -166,9 +165,9 @@ def overhead(args):
                     "detector": name,
                     "stage": f"{index + 1}: {stage['module']}",
                     "epochs": stage["epochs"],
-                    "skuad_ms_per_epoch": 1e3 * skorch_s,
-                    "plain_ms_per_epoch": 1e3 * plain_s,
-                    "ratio": skorch_s / plain_s,
+                    "skuad_ms_per_epoch": round(1e3 * skorch_s, 1),
+                    "plain_ms_per_epoch": round(1e3 * plain_s, 1),
+                    "ratio": round(skorch_s / plain_s, 2),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -217,11 +216,11 @@ def pyod_comparison(args, X):
                 "skuad": skuad_name,
                 "pyod": pyod_name,
                 "epochs": args.epochs,
-                "skuad_fit_ms_per_epoch": 1e3 * skuad_s,
-                "pyod_fit_ms_per_epoch": 1e3 * pyod_s,
-                "ratio": skuad_s / pyod_s,
-                "skuad_score_rows_per_s": statistics.median(scoring[skuad_name]),
-                "pyod_score_rows_per_s": statistics.median(scoring[pyod_name]),
+                "skuad_fit_ms_per_epoch": round(1e3 * skuad_s),
+                "pyod_fit_ms_per_epoch": round(1e3 * pyod_s),
+                "ratio": round(skuad_s / pyod_s, 2),
+                "skuad_score_rows_per_s": round(statistics.median(scoring[skuad_name])),
+                "pyod_score_rows_per_s": round(statistics.median(scoring[pyod_name])),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -260,13 +259,13 @@ def scaling_one(args):
                 "rows": len(X),
                 "features": X.shape[1],
                 "epochs": args.epochs,
-                "data_mib": X.nbytes / 2**20,
-                "fit_s": fit_s,
-                "fit_us_per_row": 1e6 * fit_s / len(X),
-                "fit_peak_mib": fit_memory.peak_mib,
-                "score_s": score_s,
-                "score_us_per_row": 1e6 * score_s / len(X),
-                "score_peak_mib": score_memory.peak_mib,
+                "data_mib": round(X.nbytes / 2**20, 1),
+                "fit_s": round(fit_s, 1),
+                "fit_us_per_row": round(1e6 * fit_s / len(X), 1),
+                "fit_peak_mib": round(fit_memory.peak_mib),
+                "score_s": round(score_s, 2),
+                "score_us_per_row": round(1e6 * score_s / len(X), 2),
+                "score_peak_mib": round(score_memory.peak_mib, 1),
             }
         ),
         flush=True,
@@ -311,49 +310,19 @@ def scaling(args):
 
 
 # ---------------------------------------------------------------------------- tables
-def rst_table(rows, columns):
-    """A reStructuredText table of ``rows`` (dicts) with ``(key, title, format)`` columns."""
-    header = [title for _, title, _ in columns]
-    return _common.rst_table(
-        header, [[fmt.format(row[key]) for key, _, fmt in columns] for row in rows]
-    )
+# The columns of the CSV files that docs/performance.rst renders: the fit figures only.
+# Scoring throughput and memory are measured by benchmarks/bench_speed.py
+# (docs/benchmarks/scoring.csv). The printed tables show every column.
+OVERHEAD_CSV = ("detector", "stage", "skuad_ms_per_epoch", "plain_ms_per_epoch", "ratio")
+PYOD_CSV = ("skuad", "pyod", "skuad_fit_ms_per_epoch", "pyod_fit_ms_per_epoch", "ratio")
+SCALING_CSV = tuple(
+    "detector device dataset rows data_mib fit_s fit_us_per_row fit_peak_mib".split()
+)
 
 
-OVERHEAD_COLUMNS = [
-    ("detector", "Detector", "{}"),
-    ("stage", "Training stage", "{}"),
-    ("skuad_ms_per_epoch", "skuad ms/epoch", "{:.1f}"),
-    ("plain_ms_per_epoch", "plain torch ms/epoch", "{:.1f}"),
-    ("ratio", "ratio", "{:.2f}"),
-]
-PYOD_COLUMNS = [
-    ("skuad", "skuad", "{}"),
-    ("pyod", "PyOD", "{}"),
-    ("skuad_fit_ms_per_epoch", "skuad fit ms/epoch", "{:.0f}"),
-    ("pyod_fit_ms_per_epoch", "PyOD fit ms/epoch", "{:.0f}"),
-    ("ratio", "ratio", "{:.2f}"),
-    ("skuad_score_rows_per_s", "skuad score rows/s", "{:,.0f}"),
-    ("pyod_score_rows_per_s", "PyOD score rows/s", "{:,.0f}"),
-]
-SCALING_COLUMNS = [
-    ("detector", "Detector", "{}"),
-    ("device", "Device", "{}"),
-    ("dataset", "Dataset", "{}"),
-    ("rows", "Rows", "{:,}"),
-    ("data_mib", "X MiB", "{:.1f}"),
-    ("fit_s", "fit s", "{:.1f}"),
-    ("fit_us_per_row", "fit us/row", "{:.1f}"),
-    ("fit_peak_mib", "fit peak MiB", "{:.0f}"),
-    ("score_s", "score s", "{:.2f}"),
-    ("score_us_per_row", "score us/row", "{:.2f}"),
-    ("score_peak_mib", "score peak MiB", "{:.1f}"),
-]
-
-
-# The CSV files that docs/performance.rst renders: the fit figures only. Scoring throughput and
-# memory are measured by benchmarks/bench_speed.py (docs/benchmarks/scoring.csv).
-PYOD_CSV_COLUMNS = [column for column in PYOD_COLUMNS if "score" not in column[0]]
-SCALING_CSV_COLUMNS = [column for column in SCALING_COLUMNS if "score" not in column[0]]
+def rst_table(rows):
+    """A reStructuredText table of ``rows`` (dicts with the same keys), one column per key."""
+    return _common.rst_table(list(rows[0]), [list(row.values()) for row in rows])
 
 
 def write(name, text):
@@ -363,13 +332,9 @@ def write(name, text):
 
 
 def write_csv(path, rows, columns):
-    """``rows`` (dicts) as a CSV file, formatted as in the printed tables, for a csv-table."""
-    if path is None or not rows:
-        return
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([title for _, title, _ in columns])
-        writer.writerows([fmt.format(row[key]) for key, _, fmt in columns] for row in rows)
+    """The ``columns`` of ``rows`` (dicts) as a CSV file, for a csv-table."""
+    if rows:
+        _common.write_csv([{key: row[key] for key in columns} for row in rows], path)
 
 
 def main(argv=None):
@@ -408,19 +373,19 @@ def main(argv=None):
     if args.part == "overhead":
         args.epochs = args.epochs or 5
         rows, pyod_rows = overhead(args)
-        text = f"Command: ``{command}``\n\n" + rst_table(rows, OVERHEAD_COLUMNS)
+        text = f"Command: ``{command}``\n\n" + rst_table(rows)
         if pyod_rows:
-            text += "\n\n" + rst_table(pyod_rows, PYOD_COLUMNS)
+            text += "\n\n" + rst_table(pyod_rows)
         write("overhead.rst", text)
         (RESULTS / "overhead.json").write_text(json.dumps(rows + pyod_rows, indent=1))
-        write_csv(args.output, rows, OVERHEAD_COLUMNS)
-        write_csv(args.pyod_output, pyod_rows, PYOD_CSV_COLUMNS)
+        write_csv(args.output, rows, OVERHEAD_CSV)
+        write_csv(args.pyod_output, pyod_rows, PYOD_CSV)
     else:
         args.epochs = args.epochs or 2
         rows = scaling(args)
-        write("scaling.rst", f"Command: ``{command}``\n\n" + rst_table(rows, SCALING_COLUMNS))
+        write("scaling.rst", f"Command: ``{command}``\n\n" + rst_table(rows))
         (RESULTS / "scaling.json").write_text(json.dumps(rows, indent=1))
-        write_csv(args.output, rows, SCALING_CSV_COLUMNS)
+        write_csv(args.output, rows, SCALING_CSV)
 
 
 if __name__ == "__main__":

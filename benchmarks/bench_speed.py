@@ -251,21 +251,14 @@ def score_command(args):
                 # Throughput: the least CPU time of each side over the paired runs, taken back
                 # to back in one warm process under the same machine load (the memory runs
                 # start cold, paying page faults for everything they allocate).
-                skuad_rate = args.rows / paired["skuad"]
-                bare_rate = args.rows / paired["bare"]
-                row = {
-                    "data": kind,
-                    "detector": name,
-                    "batch_rows": results["skuad"]["batch_rows"],
-                    "skuad_rows_per_cpu_s": round(skuad_rate, 1),
-                    "bare_rows_per_cpu_s": round(bare_rate, 1),
-                    "throughput_ratio": round(skuad_rate / bare_rate, 3),
-                    "skuad_peak_extra_mib": round(results["skuad"]["peak_mib"], 1),
-                    "bare_peak_extra_mib": round(results["bare"]["peak_mib"], 1),
-                    "memory_ratio": round(
-                        results["skuad"]["peak_mib"] / max(results["bare"]["peak_mib"], 1.0), 3
-                    ),
-                }
+                row = score_row(
+                    kind,
+                    name,
+                    results["skuad"],
+                    args.rows / paired["skuad"],
+                    bare=results["bare"],
+                    bare_rate=args.rows / paired["bare"],
+                )
                 rows_out.append(row)
                 print(row, flush=True)
             if args.pyod:
@@ -275,20 +268,38 @@ def score_command(args):
                         "pyod", pyod_name, train_path, model_path, image_shape=None, epochs=1
                     )
                     result = score_in_child("pyod", model_path, test_path)
-                    row = {
-                        "data": kind,
-                        "detector": pyod_name,
-                        "batch_rows": result["batch_rows"],
-                        "skuad_rows_per_cpu_s": round(args.rows / result["cpu_s"], 1),
-                        "bare_rows_per_cpu_s": "",
-                        "throughput_ratio": "",
-                        "skuad_peak_extra_mib": round(result["peak_mib"], 1),
-                        "bare_peak_extra_mib": "",
-                        "memory_ratio": "",
-                    }
+                    row = score_row(kind, pyod_name, result, args.rows / result["cpu_s"])
                     rows_out.append(row)
                     print(row, flush=True)
     _common.write_csv(rows_out, args.output)
+
+
+def score_row(kind, name, result, rate, bare=None, bare_rate=None):
+    """One row of the scoring table from a scoring run's ``result`` and its rows per CPU second
+    (``rate``); PyOD's detectors have no bare loop (``bare=None``), so those columns stay empty.
+    """
+    peak = result["peak_mib"]
+    if bare is None:
+        bare_figures = ("", "", "", "")
+    else:
+        bare_figures = (
+            round(bare_rate, 1),
+            round(rate / bare_rate, 3),
+            round(bare["peak_mib"], 1),
+            round(peak / max(bare["peak_mib"], 1.0), 3),
+        )
+    bare_rows_per_cpu_s, throughput_ratio, bare_peak, memory_ratio = bare_figures
+    return {
+        "data": kind,
+        "detector": name,
+        "batch_rows": result["batch_rows"],
+        "skuad_rows_per_cpu_s": round(rate, 1),
+        "bare_rows_per_cpu_s": bare_rows_per_cpu_s,
+        "throughput_ratio": throughput_ratio,
+        "skuad_peak_extra_mib": round(peak, 1),
+        "bare_peak_extra_mib": bare_peak,
+        "memory_ratio": memory_ratio,
+    }
 
 
 def fit_command(args):

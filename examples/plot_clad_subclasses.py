@@ -36,16 +36,9 @@ X_gap = candidates[in_gap][:100]
 angle = rng.uniform(0, 2 * np.pi, size=100)
 X_far = np.c_[np.cos(angle), np.sin(angle)] * rng.uniform(9, 12, size=(100, 1))
 
-settings = dict(
-    n_clusters=4,
-    latent_dim=2,
-    pretrain_epochs=20,
-    dec_epochs=10,
-    epochs=20,
-    temperature=1.0,
-    device="cpu",
-    random_state=0,
-)
+# One DEC cluster per group, in a 2-D latent space; a short training schedule for each stage.
+settings = dict(n_clusters=4, latent_dim=2, temperature=1.0, device="cpu", random_state=0)
+settings.update(pretrain_epochs=20, dec_epochs=10, epochs=20)
 clad = CLADDetector(**settings).fit(X_train)  # Student-t head (default for vectors)
 clad_linear = CLADDetector(classifier_head="linear", **settings).fit(X_train)
 svdd = DeepSVDD(epochs=20, pretrain_epochs=20, device="cpu", random_state=0).fit(X_train)

@@ -301,6 +301,7 @@ def batch_loader(dataset, batch_size, shuffle=False, generator=None, drop_last=F
     return _SlicedBatches(dataset, batch_size, shuffle, generator, drop_last)
 
 
+@dataclasses.dataclass(eq=False)  # compared by identity, like any iterator
 class _SlicedBatches:
     """``dataset[order[i:i + batch_size]]`` for each batch: a ``DataLoader`` without its machinery.
 
@@ -309,12 +310,11 @@ class _SlicedBatches:
     both (together about a tenth of a small network's training step) and keeps the draws.
     """
 
-    def __init__(self, dataset, batch_size, shuffle, generator, drop_last):
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = generator
-        self.drop_last = drop_last
+    dataset: object
+    batch_size: int
+    shuffle: bool
+    generator: torch.Generator | None
+    drop_last: bool
 
     def __len__(self):
         n_rows = len(self.dataset)

@@ -648,6 +648,9 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers, non-negative for inliers.
 
+        ``offset_`` was set by ``fit``: the ``contamination`` quantile of the training scores,
+        or, with ``contamination='auto'``, the method's own threshold where it defines one.
+
         %(parameters)s
 
         Returns
@@ -659,6 +662,9 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
     @fill_doc(parameters=rows_parameters("label"))
     def predict(self, X):
         """Label each sample +1 (inlier) or -1 (outlier).
+
+        A sample is an outlier when its ``decision_function`` is negative, that is, when it
+        scores below ``offset_``.
 
         %(parameters)s
 

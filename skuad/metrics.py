@@ -127,6 +127,9 @@ def outlier_roc_auc_score(y_true, normality_scores, *, y_convention="auto"):
 def outlier_average_precision_score(y_true, normality_scores, *, y_convention="auto"):
     """Average precision (area under the precision-recall curve), outliers as positives.
 
+    Unlike the AUROC, it depends on how many outliers the test set holds: a random ranking
+    scores their fraction. Compare values on the same test set only.
+
     %(parameters)s
 
     Returns

@@ -352,6 +352,8 @@ class FitOnInliers(DocLinkMixin, MetaEstimatorMixin, OutlierMixin, BaseEstimator
     def score_samples(self, X):
         """The fitted detector's ``score_samples(X)`` (higher = more normal).
 
+        The detector saw only the inlier rows of the training data; any rows can be scored.
+
         %(parameters)s
 
         Returns
@@ -366,6 +368,9 @@ class FitOnInliers(DocLinkMixin, MetaEstimatorMixin, OutlierMixin, BaseEstimator
     def decision_function(self, X):
         """The fitted detector's ``decision_function(X)`` (negative = outlier).
 
+        Its threshold, ``detector_.offset_``, was placed on the inlier rows it was fitted on
+        (for example at their ``contamination`` quantile).
+
         %(parameters)s
 
         Returns
@@ -379,6 +384,9 @@ class FitOnInliers(DocLinkMixin, MetaEstimatorMixin, OutlierMixin, BaseEstimator
     @fill_doc(parameters=_rows_parameters("label"))
     def predict(self, X):
         """The fitted detector's ``predict(X)``: +1 inlier, -1 outlier.
+
+        -1 where ``decision_function(X)`` is negative, for detectors that follow
+        scikit-learn's outlier convention.
 
         %(parameters)s
 

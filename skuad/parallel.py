@@ -291,6 +291,9 @@ def score_samples(detector, X):
 def decision_function(detector, X):
     """``detector.decision_function`` of a Dask array or DataFrame, block by block.
 
+    The detector's ``offset_`` travels with it to each block, so the values equal
+    ``score_samples(detector, X) - detector.offset_``, each row scored once.
+
     %(parameters)s
 
     Returns
@@ -304,6 +307,9 @@ def decision_function(detector, X):
 @fill_doc(parameters=_parameters("predict", "label"))
 def predict(detector, X):
     """``detector.predict`` of a Dask array or DataFrame, block by block: +1 inlier, -1 outlier.
+
+    Labels are what ``detector.predict`` gives each block; rows are labelled one by one, so
+    they do not depend on how the rows are split into blocks either.
 
     %(parameters)s
 

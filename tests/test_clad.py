@@ -22,17 +22,9 @@ from skuad.nn import MLP, SmallResNet
 
 
 def fast_clad(**params):
-    defaults = dict(
-        n_clusters=3,
-        latent_dim=2,
-        pretrain_epochs=30,
-        dec_epochs=10,
-        epochs=30,
-        temperature=1.0,
-        device="cpu",
-        random_state=0,
-    )
-    return CLADDetector(**{**defaults, **params})
+    schedule = dict(pretrain_epochs=30, dec_epochs=10, epochs=30)
+    model = dict(n_clusters=3, latent_dim=2, temperature=1.0, device="cpu", random_state=0)
+    return CLADDetector(**{**model, **schedule, **params})
 
 
 @pytest.fixture(scope="module")
