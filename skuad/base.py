@@ -648,8 +648,9 @@ class BaseDeepDetector(DocLinkMixin, OutlierMixin, BaseEstimator):
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers, non-negative for inliers.
 
-        ``offset_`` was set by ``fit``: the ``contamination`` quantile of the training scores,
-        or, with ``contamination='auto'``, the method's own threshold where it defines one.
+        ``fit`` set ``offset_`` at the ``contamination`` quantile of the training scores; with
+        ``contamination='auto'``, at the method's own threshold where it defines one (Deep
+        SVDD's radius), else at their 10 % quantile.
 
         %(parameters)s
 
