@@ -555,7 +555,10 @@ def forward_bytes_per_row(module, n_features, then=None):
     probes = (2, 4)
     totals = []
     for n_rows in probes:
-        x = torch.zeros(n_rows, n_features, dtype=parameter.dtype, device=parameter.device)
+        # Distinct rows: a module may compute repeated rows once (ResAD's scorer does for a
+        # padded batch), which would hide what a row of real data costs.
+        x = torch.arange(n_rows * n_features, dtype=parameter.dtype, device=parameter.device)
+        x = x.reshape(n_rows, n_features) / (n_rows * n_features)
         # The counter is entered first, so that it also sees the products that
         # RowIndependentProducts computes inside its own handler (their temporaries are the
         # largest tensors of a narrow layer).

@@ -276,8 +276,25 @@ class _ReferenceScorer(nn.Module):
         self.register_buffer("coincidence_radius", coincidence_radius)
 
     def forward(self, x):
-        residual = nearest_reference_residuals(x, self.references, self.coincidence_radius)
+        # A short last batch arrives padded with copies of its first row (forward_in_batches).
+        # A row's residual depends on that row alone, so the trailing copies get the first
+        # row's residual without searching the references again: scoring a few rows then
+        # costs a few rows' search, not a whole batch's.
+        n_searched = _rows_before_trailing_copies(x)
+        residual = nearest_reference_residuals(
+            x[:n_searched], self.references, self.coincidence_radius
+        )
+        if n_searched < len(x):
+            residual = torch.cat([residual, residual[:1].expand(len(x) - n_searched, -1)])
         return self.flow(self.constraintor(residual))
+
+
+def _rows_before_trailing_copies(x):
+    """Number of rows of ``x`` before its trailing run of copies of the first row (at least 1)."""
+    differs = (x != x[:1]).any(dim=1)
+    if not bool(differs.any()):
+        return min(len(x), 1)
+    return int(torch.nonzero(differs)[-1]) + 1
 
 
 class _ResADLoss(nn.Module):

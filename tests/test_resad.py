@@ -14,6 +14,7 @@ import skuad.resad
 from skuad import ResADDetector
 from skuad.nn.flows import CouplingFlow, standard_normal_log_density
 from skuad.resad import (
+    _rows_before_trailing_copies,
     draw_training_references,
     greedy_k_centre,
     nearest_candidate,
@@ -169,6 +170,35 @@ def test_nearest_reference_of_a_row_does_not_depend_on_the_batch(dtype):
     # Padded with other rows (as a fixed-shape scoring batch is): same results.
     padded = torch.cat([x[:10], torch.zeros(54, 17, dtype=dtype)])
     assert torch.equal(nearest_reference_residuals(padded, references)[:10], full[:10])
+
+
+def test_rows_before_trailing_copies_of_the_first_row():
+    x = torch.as_tensor([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0], [1.0, 2.0], [1.0, 2.0]])
+    assert _rows_before_trailing_copies(x) == 4  # the copy inside the batch is a real row
+    assert _rows_before_trailing_copies(x[:1].expand(5, -1)) == 1
+    assert _rows_before_trailing_copies(x[:4]) == 4
+
+
+def test_scoring_a_few_rows_searches_the_references_for_those_rows_only(monkeypatch):
+    # A short batch is padded to the scoring batch's size with copies of its first row;
+    # their residuals are the first row's, so the padding is not searched again.
+    rng = np.random.RandomState(11)
+    X = rng.normal(size=(400, 5))
+    detector = ResADDetector(**FAST).fit(X)
+    X_new = rng.normal(size=(40, 5))
+    expected = detector.score_samples(X_new)
+    searched = []
+    search = skuad.resad.nearest_reference_residuals
+
+    def recording_search(x, references, coincidence_radius=None):
+        searched.append(len(x))
+        return search(x, references, coincidence_radius)
+
+    monkeypatch.setattr(skuad.resad, "nearest_reference_residuals", recording_search)
+    scores = detector.score_samples(X_new[:3])
+    # The memory probes search 2 and 4 rows; the scoring batch (1,024 rows) only its 3 rows.
+    assert max(searched) <= 4 and 3 in searched
+    np.testing.assert_array_equal(scores, expected[:3])
 
 
 # ---------------------------------------------------------------------- the coreset
