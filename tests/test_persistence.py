@@ -9,6 +9,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import skorch.net
 import torch
 from sklearn.base import clone
 from skorch import NeuralNet
@@ -138,6 +139,25 @@ def test_every_tensor_of_a_net_is_pickled_where_skorch_maps_its_device(estimator
         finder = _TensorFinder()
         finder.dump(net)
         assert finder.tensor_shapes == []
+
+
+@registry
+def test_loading_with_a_device_map_moves_the_tensors_and_keeps_the_generator_on_the_cpu(
+    estimator, X, monkeypatch
+):
+    # What loading on another device does, simulated with torch's 'meta' device as the
+    # target of skorch's device map (on a CUDA machine it is 'cuda'): every tensor of a net
+    # goes there, but the seeded shuffling generator must stay a CPU generator, whose state
+    # cannot be loaded from a tensor on another device.
+    saved = pickle.dumps(fitted_copy(estimator, X))
+    monkeypatch.setattr(skorch.net, "get_map_location", lambda *args: torch.device("meta"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skorch warns that the net's device changed
+        restored = pickle.loads(saved)
+    for net in skorch_nets(restored):
+        for module in (net.module_, net.criterion_):
+            assert all(t.device.type == "meta" for t in [*module.parameters(), *module.buffers()])
+        assert net.iterator_train__generator.device.type == "cpu"
 
 
 @requires_cuda
