@@ -153,14 +153,13 @@ def nearest_reference_indices(x, references, coincidence_radius=None):
             else:
                 radius = coincidence_radius[start : start + reference_step]
                 coincide = distances <= radius[None, :]
-            # Skip the first coinciding reference of each row, once over all chunks.
+            # Skip the first coinciding reference of each row, once over all chunks: one
+            # distance per row is rewritten (infinite where skipped), with no boolean indexing
+            # and so no host synchronisation per chunk on a GPU.
             to_skip = coincide.any(dim=1) & ~skipped
-            first = coincide.to(torch.int8).argmax(dim=1)
-            # A mask, not boolean indexing: no host synchronisation per chunk on a GPU.
-            columns = torch.arange(distances.shape[1], device=distances.device)
-            distances.masked_fill_(
-                to_skip[:, None] & (columns[None, :] == first[:, None]), float("inf")
-            )
+            first = coincide.to(torch.int8).argmax(dim=1, keepdim=True)
+            at_first = distances.gather(1, first)
+            distances.scatter_(1, first, at_first.masked_fill(to_skip[:, None], float("inf")))
             skipped |= to_skip
             chunk_best, chunk_index = distances.min(dim=1)
             closer = chunk_best < best  # strict: ties keep the earlier chunk's lower index
@@ -291,6 +290,8 @@ class _ReferenceScorer(nn.Module):
 
 def _rows_before_trailing_copies(x):
     """Number of rows of ``x`` before its trailing run of copies of the first row (at least 1)."""
+    if not torch.equal(x[-1], x[0]):  # a full batch: nothing to scan
+        return len(x)
     differs = (x != x[:1]).any(dim=1)
     if not bool(differs.any()):
         return min(len(x), 1)
