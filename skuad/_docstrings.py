@@ -21,7 +21,8 @@ def fill_doc(**pieces):
                 for line in pieces[name].splitlines(keepends=True)
             )
 
-        obj.__doc__ = _PLACEHOLDER_LINE.sub(piece, obj.__doc__)
+        if obj.__doc__ is not None:  # None under ``python -OO``
+            obj.__doc__ = _PLACEHOLDER_LINE.sub(piece, obj.__doc__)
         return obj
 
     return decorate
