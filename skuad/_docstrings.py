@@ -28,13 +28,14 @@ def fill_doc(**pieces):
     return decorate
 
 
-def rows_parameters(verb):
-    """The Parameters section of a method whose one argument is ``X``, the rows to ``verb``."""
+def rows_parameters(verb, detail=""):
+    """The Parameters section of a method whose one argument is ``X``, the rows to ``verb``
+    (``detail``: a clause after that description)."""
     return (
         "Parameters\n"
         "----------\n"
         "X : array-like of shape (n_samples, n_features)\n"
-        f"    The samples to {verb}.\n"
+        f"    The samples to {verb}{detail}.\n"
     )
 
 

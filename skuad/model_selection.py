@@ -27,7 +27,7 @@ from sklearn.utils.metaestimators import _safe_indexing, available_if
 from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
 from skuad._doc_link import DocLinkMixin
-from skuad._docstrings import fill_doc
+from skuad._docstrings import fill_doc, rows_parameters
 from skuad.metrics import Y_CONVENTIONS, is_outlier
 
 
@@ -189,11 +189,8 @@ def with_synthetic_outliers(X, n_outliers=None, *, kind="marginals", margin=0.1,
 
 
 def _rows_parameters(verb):
-    return (
-        "Parameters\n"
-        "----------\n"
-        "X : array-like of shape (n_samples, n_features)\n"
-        f"    Rows to {verb}, in any form the detector accepts: they are passed to it unchanged.\n"
+    return rows_parameters(
+        verb, ", in any form the detector accepts: they are passed to it unchanged"
     )
 
 
