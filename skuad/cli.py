@@ -31,6 +31,10 @@ BASELINE_NAMES = (
     "IsolationForest, OneClassSVM, LocalOutlierFactor, KNN (distance to the 5th nearest "
     "training row), and PyODAutoEncoder, PyODDeepSVDD when PyOD is installed"
 )
+CLAD_ON_TABLES = (
+    "CLADDetector is meant for images whose normal class is made of hidden sub-classes; on "
+    "tables like ADBench's it trails IsolationForest"
+)
 
 
 # ---------------------------------------------------------------------------- demo
@@ -195,8 +199,7 @@ def bench(args, out=None):
     n_fits = len(datasets) * len(args.protocol) * len(args.seeds) * len(detectors)
     if "CLADDetector" in detectors:
         print(
-            "Note: CLADDetector is meant for images whose normal class is made of hidden "
-            "sub-classes; on tables like ADBench's it trails IsolationForest.",
+            f"Note: {CLAD_ON_TABLES}.",
             file=out,
         )
     print(
@@ -309,8 +312,7 @@ def _parser():
         "--detectors",
         nargs="+",
         help=f"detectors to run: skuad's, {BASELINE_NAMES} (default: all of them). "
-        "CLADDetector is meant for images whose normal class is made of hidden sub-classes; on "
-        "tables it trails IsolationForest",
+        f"{CLAD_ON_TABLES}",
     )
     bench_parser.add_argument(
         "--param",
