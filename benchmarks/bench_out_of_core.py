@@ -26,7 +26,6 @@ are checked against in-memory scoring of the same rows. One torch thread per pro
 """
 
 import argparse
-import csv
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import _common  # noqa: E402
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -62,19 +62,20 @@ SOURCES = {
 
 
 class MemorySampler:
-    """Peak resident and private (anonymous) memory of this process, sampled in a thread."""
+    """Peak private (anonymous) memory of this process, sampled in a thread, and its peak
+    resident memory, the kernel's high-water mark (which also catches a peak between two
+    samples; ru_maxrss would not do: Linux carries it over from the parent)."""
 
     def __init__(self, interval=0.002):
         self.interval = interval
         self.page = os.sysconf("SC_PAGE_SIZE")
-        self.peak_rss = self.peak_private = 0
+        self.peak_private = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self):
         fields = Path("/proc/self/statm").read_text().split()
         resident, shared = int(fields[1]) * self.page, int(fields[2]) * self.page
-        self.peak_rss = max(self.peak_rss, resident)
         self.peak_private = max(self.peak_private, resident - shared)
 
     def _run(self):
@@ -90,14 +91,9 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         self.sample()
-        # The kernel's high-water mark of this process's resident memory catches a peak
-        # between two samples (ru_maxrss would not do: Linux carries it over from the parent).
         status = Path("/proc/self/status").read_text()
         high_water = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
-        return {
-            "peak_rss_mib": max(self.peak_rss, high_water) / MIB,
-            "peak_private_mib": self.peak_private / MIB,
-        }
+        return {"peak_rss_mib": high_water / MIB, "peak_private_mib": self.peak_private / MIB}
 
 
 # ------------------------------------------------------------------ Dask workers
@@ -218,7 +214,7 @@ def main(argv=None):
     parser.add_argument(
         "--sources",
         nargs="+",
-        choices=["dask", "dask-no-preload", "memmap"],
+        choices=list(SOURCES),
         default=["dask", "dask-no-preload", "memmap"],
     )
     parser.add_argument("--out", type=Path, help="CSV file to write")
@@ -258,20 +254,15 @@ def main(argv=None):
                     ),
                     flush=True,
                 )
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_csv(args.out, results)
+    _common.write_csv(
+        [{COLUMNS[key]: _cell(key, row[key]) for key in COLUMNS} for row in results], args.out
+    )
 
 
-def write_csv(path, results):
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS.values())
-        for row in results:
-            row = {**row, "source": SOURCES[row["source"]]}
-            writer.writerow(
-                f"{row[key]:.1f}" if isinstance(row[key], float) else row[key] for key in COLUMNS
-            )
+def _cell(key, value):
+    if key == "source":
+        return SOURCES[value]
+    return f"{value:.1f}" if isinstance(value, float) else value
 
 
 if __name__ == "__main__":
