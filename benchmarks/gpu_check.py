@@ -34,7 +34,6 @@ tests skip)::
 """
 
 import argparse
-import csv
 import json
 import os
 import re
@@ -44,11 +43,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common
 import joblib
 import numpy as np
 import torch
+from sklearn.base import clone
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = _common.REPO_ROOT
 CPU_TOLERANCE = 1e-3
 FIELDS = [
     "detector",
@@ -148,10 +149,7 @@ def run_cuda_tests(out_dir):
         cwd=REPO,
         capture_output=True,
         text=True,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        },
+        env=child_environment(),
     )
     log = completed.stdout + completed.stderr
     (out_dir / "pytest.log").write_text(log)
@@ -174,12 +172,14 @@ def rescore_on_cpu(model_dir):
         [sys.executable, "-c", code, str(model_dir)],
         check=True,
         cwd=REPO,
-        env={
-            **os.environ,
-            "CUDA_VISIBLE_DEVICES": "",
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        },
+        env=child_environment(CUDA_VISIBLE_DEVICES=""),
     )
+
+
+def child_environment(**overrides):
+    """This process's environment, with this checkout first on PYTHONPATH."""
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, **overrides}
 
 
 def main(argv=None):
@@ -245,9 +245,8 @@ def main(argv=None):
                     }
                 )
                 print(f"{stem} on {args.device}: fit {fit_s:.2f} s, score {score_s:.3f} s")
-                for cpu_detector in detectors(data_kind, "cpu", args.epochs):
-                    if type(cpu_detector) is type(detector):
-                        _, _, cpu_fit_s, cpu_score_s, _ = fit_and_score(cpu_detector, X, "cpu")
+                cpu_detector = clone(detector).set_params(device="cpu")
+                _, _, cpu_fit_s, cpu_score_s, _ = fit_and_score(cpu_detector, X, "cpu")
                 rows.append(
                     {
                         "detector": name,
@@ -278,11 +277,12 @@ def main(argv=None):
     for row in rows:
         row["fit_rows_per_s"] = row["rows"] / row["fit_s"]
         row["score_rows_per_s"] = row["rows"] / row["score_s"]
-    with open(args.out / "gpu_check.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in row.items()})
+
+    def cell(value):
+        return f"{value:.4g}" if isinstance(value, float) else value
+
+    table = [{field: cell(row.get(field, "")) for field in FIELDS} for row in rows]
+    _common.write_csv(table, args.out / "gpu_check.csv")
     summary = {
         "environment": environment,
         "epochs": args.epochs,
