@@ -262,7 +262,10 @@ def scaling_one(args):
                 "data_mib": round(X.nbytes / 2**20, 1),
                 "fit_s": round(fit_s, 1),
                 "fit_us_per_row": round(1e6 * fit_s / len(X), 1),
-                "fit_peak_mib": round(fit_memory.peak_mib),
+                # NaN (no /proc) cannot be rounded to an int.
+                "fit_peak_mib": round(fit_memory.peak_mib)
+                if fit_memory.peak_mib >= 0
+                else math.nan,
                 "score_s": round(score_s, 2),
                 "score_us_per_row": round(1e6 * score_s / len(X), 2),
                 "score_peak_mib": round(score_memory.peak_mib, 1),
