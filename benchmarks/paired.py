@@ -29,11 +29,15 @@ def load(paths, renames):
             frame.loc[frame["detector"] == old, "detector"] = new
         frames.append(frame)
     runs = pd.concat(frames)
-    return runs.pivot_table(index=["dataset", "seed"], columns="detector", values="auroc")
+    if runs["protocol"].nunique() > 1:
+        raise ValueError("the runs mix protocols; compare one protocol at a time.")
+    # pivot, not pivot_table: a detector run twice on a set and seed is an error, not averaged.
+    return runs.pivot(index=["dataset", "seed"], columns="detector", values="auroc")
 
 
 def compare(runs, a, b):
-    means, spreads = runs.groupby(level=0).mean(), runs.groupby(level=0).std()
+    # Population standard deviation over the seeds, as skuad bench's tables give it.
+    means, spreads = runs.groupby(level=0).mean(), runs.groupby(level=0).std(ddof=0)
     difference = means[a] - means[b]
     spread = np.maximum(spreads[a], spreads[b])
     return {
