@@ -15,7 +15,7 @@ The protocol, the detectors and the evaluation are those of ``skuad bench``
 * measuring: :func:`auroc` (anomaly = positive class, on scores higher = more normal, through
   :mod:`skuad.metrics`), :func:`timed_fit` (wall and CPU seconds), :class:`PeakRSS` (resident
   memory growth);
-* tables: :func:`markdown_table`, :func:`rst_table`, :func:`command_line`.
+* tables: :func:`markdown_table`, :func:`rst_table`, :func:`write_csv`, :func:`command_line`.
 
 Scripts import it as ``import _common`` (Python puts the script's folder on ``sys.path``).
 """
@@ -59,6 +59,7 @@ __all__ = [
     "split",
     "subsample",
     "timed_fit",
+    "write_csv",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -165,7 +165,7 @@ def child(spec):
             model.decision_function(X)
             _, _, mib = measure(lambda: model.decision_function(X))
             cpu = cpu_seconds(lambda: model.decision_function(X))  # warm, as skuad's rate
-            extra = {"batch_rows": 32}  # PyOD's default batch size
+            extra = {"batch_rows": model.batch_size}
         print(json.dumps({"cpu_s": cpu, "peak_mib": mib, "rows": len(X), **extra}))
     else:  # fit
         if spec["runner"] == "default":  # DeepSVDD on 28x28 images with its defaults
