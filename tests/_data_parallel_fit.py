@@ -28,6 +28,7 @@ def make_detector():
     return DeepSVDD(
         hidden_layer_sizes=(16,),
         representation_dim=8,
+        pretrain=True,  # two training stages: pre-training's autoencoder, then the SVDD net
         pretrain_epochs=2,
         epochs=3,
         batch_size=GLOBAL_BATCH_SIZE,
