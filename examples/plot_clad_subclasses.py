@@ -41,7 +41,7 @@ settings = dict(n_clusters=4, latent_dim=2, temperature=1.0, device="cpu", rando
 settings.update(pretrain_epochs=20, dec_epochs=10, epochs=20)
 clad = CLADDetector(**settings).fit(X_train)  # Student-t head (default for vectors)
 clad_linear = CLADDetector(classifier_head="linear", **settings).fit(X_train)
-svdd = DeepSVDD(epochs=20, pretrain_epochs=20, device="cpu", random_state=0).fit(X_train)
+svdd = DeepSVDD(epochs=20, device="cpu", random_state=0).fit(X_train)
 detectors = [("CLAD (Student-t head)", clad), ("CLAD (linear head)", clad_linear)]
 detectors.append(("DeepSVDD", svdd))
 

@@ -25,7 +25,7 @@ print(f"CUDA available: {torch.cuda.is_available()}")
 X, y = load_breast_cancer_task()
 X_train, X_test, y_test = one_class_split(X, y, random_state=0)
 
-detector = DeepSVDD(epochs=10, pretrain_epochs=10, random_state=0, device="auto")
+detector = DeepSVDD(epochs=10, random_state=0, device="auto")
 start = time.perf_counter()
 detector.fit(X_train)
 print(f"fit in {time.perf_counter() - start:.1f} s")
@@ -39,7 +39,7 @@ print(f"AUROC: {roc_auc_score(y_test, -detector.score_samples(X_test)):.3f}")
 # The error names the problem and the fix instead of failing deep inside torch.
 if not torch.cuda.is_available():
     try:
-        DeepSVDD(device="cuda", epochs=1, pretrain_epochs=1).fit(X_train)
+        DeepSVDD(device="cuda", epochs=1).fit(X_train)
     except ValueError as exc:
         print(f"ValueError: {exc}")
 
@@ -48,6 +48,6 @@ if not torch.cuda.is_available():
 # ----------------------------
 # On the CPU a fixed ``random_state`` gives identical fits (CUDA kernels may not be
 # deterministic, which is why the detectors declare themselves non-deterministic there).
-a = DeepSVDD(epochs=5, pretrain_epochs=5, random_state=0, device="cpu").fit(X_train)
-b = DeepSVDD(epochs=5, pretrain_epochs=5, random_state=0, device="cpu").fit(X_train)
+a = DeepSVDD(epochs=5, random_state=0, device="cpu").fit(X_train)
+b = DeepSVDD(epochs=5, random_state=0, device="cpu").fit(X_train)
 print("identical CPU fits:", np.array_equal(a.score_samples(X_test), b.score_samples(X_test)))

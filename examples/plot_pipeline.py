@@ -36,7 +36,7 @@ print(f"train: {len(X_train)} normal rows; test: {len(X_test)} rows, {y_test.sum
 pipeline = make_pipeline(
     MinMaxScaler(),
     PCA(n_components=16, random_state=0),
-    DeepSVDD(epochs=10, pretrain_epochs=10, random_state=0, device="cpu"),
+    DeepSVDD(epochs=10, random_state=0, device="cpu"),
 )
 pipeline.fit(X_train)
 

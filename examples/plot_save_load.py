@@ -25,9 +25,7 @@ from skuad.datasets import load_breast_cancer_task, one_class_split
 X, y = load_breast_cancer_task()
 X_train, X_test, y_test = one_class_split(X, y, random_state=0)
 
-model = make_pipeline(
-    StandardScaler(), DeepSVDD(epochs=10, pretrain_epochs=10, random_state=0, device="cpu")
-)
+model = make_pipeline(StandardScaler(), DeepSVDD(epochs=10, random_state=0, device="cpu"))
 model.fit(X_train)
 
 with tempfile.TemporaryDirectory() as folder:

@@ -142,7 +142,7 @@ class DeepSVDD(BaseDeepDetector):
     >>> from skuad import DeepSVDD
     >>> rng = np.random.RandomState(0)
     >>> X = rng.normal(size=(200, 4))
-    >>> detector = DeepSVDD(epochs=5, pretrain_epochs=5, random_state=0).fit(X)
+    >>> detector = DeepSVDD(epochs=5, random_state=0).fit(X)
     >>> detector.predict([[0.0, 0.0, 0.0, 0.0], [8.0, 8.0, 8.0, 8.0]])
     array([ 1, -1])
     """
