@@ -139,13 +139,15 @@ def test_collapse_is_detected_and_reported():
     assert detector.collapsed_
 
 
-def test_convolutional_network_for_images():
+@pytest.mark.parametrize("pretrain", [False, True], ids=["default", "conv-autoencoder-pretraining"])
+def test_convolutional_network_for_images(pretrain):
     X, y = load_digits_task(normal_digits=(0,))
     X_train, X_test, y_test = one_class_split(X, y, random_state=0)
     detector = DeepSVDD(
         image_shape=(1, 8, 8),
         hidden_layer_sizes=(8, 4),
         epochs=10,
+        pretrain=pretrain,
         pretrain_epochs=10,
         random_state=0,
         device="cpu",

@@ -85,10 +85,10 @@ def test_pages_load_nothing_from_the_network(html):
 def test_every_results_table_comes_from_a_committed_csv():
     # Results are rendered from CSV files under docs/benchmarks/ (csv-table :file:), never
     # typed into the pages: no page under docs/benchmarks/ or docs/detectors/, nor the
-    # performance page, holds an inline list-table, and every file a csv-table names exists
-    # and has rows of one width.
+    # performance and scaling pages, holds an inline list-table, and every file a csv-table
+    # names exists and has rows of one width.
     pages = [*(DOCS / "benchmarks").glob("*.rst"), *(DOCS / "detectors").glob("*.rst")]
-    pages += [DOCS / "benchmarks.rst", DOCS / "performance.rst"]
+    pages += [DOCS / "benchmarks.rst", DOCS / "performance.rst", DOCS / "scaling.rst"]
     files = []
     for page in pages:
         text = page.read_text()
